@@ -1,0 +1,31 @@
+# Shared set-up for the README commands: install what is missing, build, install.
+# Sourced by test/run.sh, demo/run.sh and test/bench/run.sh.
+
+PG_MAJOR=${PG_MAJOR:-15}
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Debian packages the project needs; installed only when something is missing.
+ensure_packages() {
+    local need=()
+    local pkgs=(make gcc libc6-dev "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
+                "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl postgresql-common
+                "$@")
+    for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+    done
+    if [ ${#need[@]} -gt 0 ]; then
+        echo "== installing Debian packages: ${need[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+}
+
+# Build warning-free (-Werror) and install into the PostgreSQL of PG_MAJOR.
+build_and_install() {
+    local pg_config="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config"
+    echo "== building customer_account"
+    make -s clean PG_CONFIG="$pg_config" >/dev/null
+    make -s PG_CONFIG="$pg_config" EXTRA_CFLAGS="-Werror ${EXTRA_CFLAGS:-}"
+    $SUDO make -s install PG_CONFIG="$pg_config" >/dev/null
+}

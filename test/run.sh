@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every test of customer_account: builds, installs, starts a throwaway
+# PostgreSQL cluster (pg_virtualenv) and runs pg_regress, the isolation specs
+# and the pgTAP suites.  Exits non-zero when anything fails.
+#
+#   bash test/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. test/lib/common.sh
+
+ensure_packages
+build_and_install
+echo "== starting a throwaway cluster"
+pg_virtualenv -v "$PG_MAJOR" bash test/lib/in-cluster.sh
