@@ -941,3 +941,14 @@ currency_amount_sum_final(PG_FUNCTION_ARGS)
 				 errdetail("The total does not fit in 64-bit minor units.")));
 	PG_RETURN_CURRENCY_AMOUNT_P(make_currency_amount(st->sum, st->code));
 }
+
+/* is_currency(text): an ISO 4217 code this type accepts */
+PG_FUNCTION_INFO_V1(currency_is_known);
+Datum
+currency_is_known(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	int32		code = currency_pack(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+
+	PG_RETURN_BOOL(code >= 0 && currency_minor_units(code) >= 0);
+}

@@ -1,0 +1,23 @@
+/*-------------------------------------------------------------------------
+ *
+ * payment.h
+ *	  Payment-method decisions: facts gathering, enforcement at booking.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CUSTOMER_ACCOUNT_PAYMENT_H
+#define CUSTOMER_ACCOUNT_PAYMENT_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+#include "utils/date.h"
+
+#include "posting.h"
+
+extern void payment_enforce(int64 customer_id, const char *channel, const char *channel_kind,
+							const char *currency, const char *method, int64 total, TimestampTz at,
+							const AccountState *st);
+extern void load_channel(const char *channel, char **kind, char **currency, bool read_only);
+extern DateADT month_minus(DateADT month, int n);
+
+#endif

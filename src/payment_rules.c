@@ -1,0 +1,68 @@
+/*-------------------------------------------------------------------------
+ *
+ * payment_rules.c
+ *	  The payment-method rules.  Credit-granting methods (invoice, direct
+ *	  debit, cash on delivery) are for customers in good standing;
+ *	  immediate and prepaid methods stay open so that nobody is left without
+ *	  a way to pay, except that a blocked customer may only pay at once.
+ *
+ *	  The checks run in a fixed order, and the first that fails names the
+ *	  reason, so a refusal is always explained by one stable code.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "payment_rules.h"
+
+double
+return_rate(int64 purchased, int64 returned)
+{
+	if (purchased <= 0 || returned <= 0)
+		return 0.0;
+	if (returned >= purchased)
+		return 1.0;
+	return (double) returned / (double) purchased;
+}
+
+static bool
+is_new_customer(const PaymentFacts *f, const PaymentPolicy *p)
+{
+	/* an explicit credit limit is credit control's decision: it replaces the new-customer limit */
+	if (f->has_explicit_limit)
+		return false;
+	return f->account_age_days < p->new_customer_days || f->paid_orders < p->new_customer_paid_orders;
+}
+
+const char *
+decide_payment_method(const PaymentMethodInfo *m, const PaymentFacts *f, const PaymentPolicy *p)
+{
+	int64		exposure_after;
+
+	if (!m->offered_on_kind)
+		return "not_offered_on_channel";
+	if ((m->has_min && f->order_total < m->min_units) || (m->has_max && f->order_total > m->max_units))
+		return "amount_out_of_range";
+	if (f->blocked && m->settlement != SETTLE_IMMEDIATE)
+		return "customer_blocked";
+	if (m->is_store_credit && f->store_credit < f->order_total)
+		return "insufficient_store_credit";
+	if (m->settlement != SETTLE_CREDIT)
+		return "ok";
+
+	/* credit-granting methods from here on */
+	if (p->dunning_block_level > 0 && f->dunning_level >= p->dunning_block_level)
+		return "dunning";
+	if (f->overdue > p->overdue_tolerance)
+		return "overdue_debt";
+	if (f->orders_12m >= p->return_rate_min_orders
+		&& return_rate(f->purchased_12m, f->returned_12m) > p->max_return_rate)
+		return "frequent_returner";
+
+	exposure_after = f->exposure + f->order_total;
+	if (is_new_customer(f, p) && exposure_after > p->first_order_limit)
+		return "new_customer_limit";
+	if (exposure_after > (f->has_explicit_limit ? f->explicit_limit : p->default_credit_limit))
+		return "credit_limit_exceeded";
+	return "ok";
+}

@@ -1,0 +1,87 @@
+/*-------------------------------------------------------------------------
+ *
+ * posting.h
+ *	  The posting core: the one place that writes the ledger, the open items
+ *	  and the account state.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CUSTOMER_ACCOUNT_POSTING_H
+#define CUSTOMER_ACCOUNT_POSTING_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+
+/* the account state row of one customer and currency, as locked */
+typedef struct AccountState
+{
+	int64		balance;
+	int64		open_amount;
+	int64		store_credit;
+	int64		lifetime_revenue;
+	int64		lifetime_returned;
+	int32		orders_count;
+	int32		paid_orders;
+	int32		dunning_level;
+	bool		has_next_due;
+	TimestampTz next_due_at;
+	bool		has_last_event;
+	TimestampTz last_event_at;
+} AccountState;
+
+/* what one business event does to an account (minor units) */
+typedef struct AccountDelta
+{
+	int64		balance;
+	int64		open;
+	int64		credit;
+	int64		revenue;
+	int64		purchased;
+	int64		returned;
+	int32		orders;
+	int32		paid_orders;
+	TimestampTz event_at;
+	bool		has_purchase;	/* an order: last purchase, first order */
+	const char *channel_kind;
+	bool		has_new_due;	/* a new receivable with this due date */
+	TimestampTz new_due_at;
+	bool		recompute_due;	/* receivables were settled: recompute */
+	bool		has_period;		/* revenue counters for this month */
+	DateADT		period;
+} AccountDelta;
+
+/* one ledger row */
+typedef struct LedgerEntry
+{
+	int64		customer_id;
+	const char *currency;
+	const char *entry_type;
+	int64		amount;
+	int64		open_delta;
+	int64		credit_delta;
+	int64		revenue_delta;
+	int64		returned_delta;
+	int32		order_delta;
+	bool		has_period;
+	DateADT		revenue_period;
+	TimestampTz event_at;
+	const char *channel;
+	const char *channel_kind;
+	const char *order_no;
+	const char *payment_ref;
+	const char *method;
+	const char *note;
+} LedgerEntry;
+
+/* inside an SPI connection: */
+extern void lock_account(int64 customer_id, const char *currency, AccountState *st);
+extern void book_entry(const LedgerEntry *e);
+extern void apply_delta(int64 customer_id, const char *currency, const AccountDelta *d);
+extern DateADT month_of(TimestampTz ts);
+/* RA002 when the customer is unknown or was merged into another */
+extern void check_customer(int64 customer_id);
+
+/* post a dunning fee: a fee item due at once and its ledger entry */
+extern void post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, const char *note);
+
+#endif

@@ -1,0 +1,80 @@
+/*-------------------------------------------------------------------------
+ *
+ * reason.c
+ *	  Reason sentences for every decision, in German and English.  A code
+ *	  is stable (applications branch on it); the sentence is for the
+ *	  customer, so it says what happened and what they can do.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "reason.h"
+
+typedef struct Reason
+{
+	const char *code;
+	const char *de;
+	const char *en;
+} Reason;
+
+static const Reason reasons[] = {
+	/* payment methods */
+	{"ok", "Diese Zahlungsart steht Ihnen zur Verfügung.", "This payment method is available to you."},
+	{"overdue_debt", "Es sind noch überfällige Rechnungen offen; bitte begleichen Sie diese zuerst oder wählen Sie eine sofortige Zahlungsart.",
+	"You have overdue invoices; please settle them first or choose a payment method that pays at once."},
+	{"credit_limit_exceeded", "Mit dieser Bestellung würde Ihr Kreditrahmen überschritten; bitte wählen Sie eine sofortige Zahlungsart oder Vorkasse.",
+	"This order would exceed your credit limit; please choose a payment method that pays at once, or prepayment."},
+	{"new_customer_limit", "Für Neukunden ist Kauf auf Rechnung nur bis zu einem kleineren Betrag möglich; bitte wählen Sie eine andere Zahlungsart.",
+	"For new customers, buying on account is limited to a smaller amount; please choose another payment method."},
+	{"frequent_returner", "Wegen vieler Rücksendungen in den letzten zwölf Monaten ist Kauf auf Rechnung derzeit nicht möglich.",
+	"Because of many returns in the last twelve months, buying on account is not available at the moment."},
+	{"dunning", "Wegen eines laufenden Mahnverfahrens ist Kauf auf Rechnung derzeit nicht möglich.",
+	"Because of an ongoing payment reminder, buying on account is not available at the moment."},
+	{"customer_blocked", "Ihr Kundenkonto ist gesperrt; es ist nur sofortige Zahlung möglich. Bitte wenden Sie sich an unseren Kundenservice.",
+	"Your account is blocked; only immediate payment is possible. Please contact our customer service."},
+	{"not_offered_on_channel", "Diese Zahlungsart wird in diesem Verkaufskanal nicht angeboten.",
+	"This payment method is not offered on this sales channel."},
+	{"amount_out_of_range", "Für diesen Betrag ist diese Zahlungsart nicht verfügbar.",
+	"This payment method is not available for this amount."},
+	{"insufficient_store_credit", "Ihr Guthaben reicht für diesen Betrag nicht aus.",
+	"Your store credit does not cover this amount."},
+	/* account advice */
+	{"remind_payment", "Der Kunde hat überfällige Rechnungen: an die Zahlung erinnern.",
+	"The customer has overdue invoices: remind them to pay."},
+	{"prepayment_only", "Nur Vorkasse oder sofortige Zahlung anbieten.",
+	"Offer only prepayment or immediate payment."},
+	{"credit_allowed", "Kauf auf Rechnung ist möglich.", "Buying on account is possible."},
+	{"send_incentive", "Der Kunde hat lange nicht gekauft: einen Anreiz senden.",
+	"The customer has not bought for a long time: send an incentive."},
+	{"frequent_returner_advice", "Der Kunde sendet viel zurück: auf Größen und Beratung achten.",
+	"The customer returns a lot: help with sizes and advice."},
+	{"good_standing", "Das Konto ist ausgeglichen.", "The account is in good standing."},
+};
+
+static const Reason *
+find_reason(const char *code)
+{
+	for (int i = 0; i < (int) lengthof(reasons); i++)
+		if (strcmp(reasons[i].code, code) == 0)
+			return &reasons[i];
+	return NULL;
+}
+
+bool
+reason_known(const char *code)
+{
+	return find_reason(code) != NULL;
+}
+
+const char *
+reason_text(const char *code, const char *language)
+{
+	const Reason *r = find_reason(code);
+
+	if (r == NULL)
+		elog(ERROR, "reason code \"%s\" has no sentence in the catalog", code);
+	if (language != NULL && strcmp(language, "de") == 0)
+		return r->de;
+	return r->en;
+}

@@ -1,0 +1,15 @@
+/*-------------------------------------------------------------------------
+ *
+ * reason.h
+ *	  The one catalog of reason sentences: code -> sentence per language.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CUSTOMER_ACCOUNT_REASON_H
+#define CUSTOMER_ACCOUNT_REASON_H
+
+/* the sentence for code in language ("de", "en"; others fall back to "en") */
+extern const char *reason_text(const char *code, const char *language);
+extern bool reason_known(const char *code);
+
+#endif
