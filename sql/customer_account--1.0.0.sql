@@ -380,6 +380,7 @@ CREATE INDEX open_item_unsettled ON @extschema@.open_item (customer_id, currency
 CREATE INDEX open_item_settled ON @extschema@.open_item (customer_id, settled_at) WHERE settled_at IS NOT NULL;
 CREATE INDEX open_item_due ON @extschema@.open_item (due_at) WHERE settled_at IS NULL;
 CREATE INDEX open_item_order ON @extschema@.open_item (order_no) WHERE order_no IS NOT NULL;
+CREATE INDEX open_item_settled_at ON @extschema@.open_item (settled_at) WHERE settled_at IS NOT NULL;
 
 -- what paid an open item, and when: lets aging and balance answer "as of" a past date
 CREATE TABLE @extschema@.item_application (
@@ -412,6 +413,7 @@ CREATE TABLE @extschema@.account_state (
     next_due_at       timestamptz,     -- earliest due date of an unsettled receivable
     last_event_at     timestamptz,     -- latest event time booked (fast path of balance)
     dunning_level     integer NOT NULL DEFAULT 0,
+    dunning_cycle     integer NOT NULL DEFAULT 0,    -- a new cycle starts when everything overdue is paid
     dunned_at         date,
     updated_at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (customer_id, currency)
@@ -952,3 +954,190 @@ RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @ext
     WHERE coalesce(f.stored, 0) <> coalesce(f.recomputed, 0)
     ORDER BY 1, 2, 5
 $$;
+
+------------------------------------------------------------------------------
+-- receivables: disputes, aging, dunning, the outbox
+------------------------------------------------------------------------------
+-- the dunning ladder: level N after N-1 and its delay; fee in major units
+CREATE TABLE @extschema@.dunning_level (
+    level        integer PRIMARY KEY CHECK (level > 0),
+    days_overdue integer NOT NULL CHECK (days_overdue >= 0),
+    delay_days   integer NOT NULL CHECK (delay_days >= 0),
+    fee          numeric NOT NULL DEFAULT 0 CHECK (fee >= 0),
+    action       text NOT NULL CHECK (action <> ''),
+    shipped      boolean NOT NULL DEFAULT false
+);
+INSERT INTO @extschema@.dunning_level (level, days_overdue, delay_days, fee, action, shipped) VALUES
+    (1, 7, 0, 0, 'reminder_1', true),
+    (2, 21, 14, 5, 'reminder_2', true),
+    (3, 35, 14, 10, 'final_notice', true),
+    (4, 60, 14, 0, 'collection', true);
+
+CREATE TABLE @extschema@.dunning_run_log (
+    run_date date PRIMARY KEY,
+    run_at   timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE @extschema@.dunning_notice (
+    customer_id    bigint NOT NULL,
+    currency       text NOT NULL,
+    level          integer NOT NULL,
+    cycle          integer NOT NULL,
+    run_date       date NOT NULL,
+    overdue_amount bigint NOT NULL,
+    fee            bigint NOT NULL,
+    action         text NOT NULL,
+    PRIMARY KEY (customer_id, currency, level, cycle)
+);
+CREATE INDEX dunning_notice_run ON @extschema@.dunning_notice (run_date);
+
+-- events for mailers and channel adapters: read, act, acknowledge
+CREATE TABLE @extschema@.outbox (
+    event_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id     bigint NOT NULL,
+    topic           text NOT NULL,
+    channel         text,
+    payload         jsonb NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    acknowledged_at timestamptz,
+    acknowledged_by text
+);
+CREATE INDEX outbox_pending ON @extschema@.outbox (topic, event_id) WHERE acknowledged_at IS NULL;
+COMMENT ON TABLE @extschema@.outbox IS
+    'events (dunning notices, later return status) announced on NOTIFY customer_account_outbox; acknowledge with ack_outbox()';
+
+CREATE FUNCTION @extschema@.dunning_run(as_of date DEFAULT current_date,
+        OUT customer_id bigint, OUT currency text, OUT level integer,
+        OUT overdue_amount @extschema@.currency_amount, OUT fee @extschema@.currency_amount, OUT action text)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'dunning_run' LANGUAGE C VOLATILE STRICT SECURITY DEFINER
+    SET search_path = @extschema@, pg_temp;
+
+CREATE FUNCTION @extschema@.account_advice(customer_id bigint, OUT advice text, OUT reason text)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'account_advice' LANGUAGE C STABLE STRICT SECURITY DEFINER
+    SET search_path = @extschema@, pg_temp ROWS 4;
+
+-- mark the open items of an order as disputed (dunning skips them) or not
+CREATE FUNCTION @extschema@.set_disputed(order_no text, disputed boolean DEFAULT true) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM 1 FROM orders o WHERE o.order_no = set_disputed.order_no;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown order "%"', order_no USING ERRCODE = 'RA002';
+    END IF;
+    UPDATE open_item i SET disputed = coalesce(set_disputed.disputed, true)
+    WHERE i.order_no = set_disputed.order_no AND i.settled_at IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
+-- aging_report(as_of): receivables by days past due, per currency, from the
+-- open items (a range query); a past date also counts what was paid since
+CREATE FUNCTION @extschema@.aging_report(as_of date DEFAULT current_date,
+        OUT currency text, OUT bucket text, OUT customers bigint, OUT amount @extschema@.currency_amount)
+RETURNS SETOF record LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    cutoff timestamptz := (as_of + 1)::timestamp AT TIME ZONE 'UTC';   -- end of the day, UTC
+BEGIN
+    RETURN QUERY
+    WITH items AS (
+        SELECT i.customer_id, i.currency, i.open, i.due_at
+        FROM open_item i
+        WHERE i.settled_at IS NULL AND i.kind <> 'prepayment' AND i.created_at < cutoff
+          AND cutoff > now()                     -- today or later: what is open now
+        UNION ALL
+        SELECT i.customer_id, i.currency,
+               i.amount - coalesce((SELECT sum(a.amount) FROM item_application a
+                                    WHERE a.item_id = i.item_id AND a.applied_at < cutoff), 0),
+               i.due_at
+        FROM open_item i
+        WHERE cutoff <= now() AND i.kind <> 'prepayment' AND i.created_at < cutoff
+          AND (i.settled_at IS NULL OR i.settled_at >= cutoff)
+    ), bucketed AS (
+        SELECT it.currency, it.customer_id, it.open,
+               CASE WHEN d <= 0 THEN 'current' WHEN d <= 30 THEN '1-30' WHEN d <= 60 THEN '31-60'
+                    WHEN d <= 90 THEN '61-90' ELSE '90+' END AS bucket
+        FROM items it, LATERAL (SELECT as_of - (it.due_at AT TIME ZONE 'UTC')::date AS d) x
+        WHERE it.open > 0
+    )
+    SELECT c.currency, b.name, count(DISTINCT bk.customer_id),
+           currency_amount_from_minor_units(coalesce(sum(bk.open), 0)::bigint, c.currency)
+    FROM (SELECT DISTINCT bucketed.currency FROM bucketed) c
+    CROSS JOIN (VALUES (1, 'current'), (2, '1-30'), (3, '31-60'), (4, '61-90'), (5, '90+')) b(ord, name)
+    LEFT JOIN bucketed bk ON bk.currency = c.currency AND bk.bucket = b.name
+    GROUP BY c.currency, b.ord, b.name
+    ORDER BY c.currency, b.ord;
+END $$;
+
+-- the outbox: pending events (locked for this reader, skipping others'), acknowledge
+CREATE FUNCTION @extschema@.outbox_pending(topic text DEFAULT NULL, max_rows integer DEFAULT 100)
+RETURNS SETOF @extschema@.outbox LANGUAGE sql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+    SELECT * FROM outbox o
+    WHERE o.acknowledged_at IS NULL AND (outbox_pending.topic IS NULL OR o.topic = outbox_pending.topic)
+    ORDER BY o.event_id LIMIT max_rows FOR UPDATE SKIP LOCKED
+$$;
+
+CREATE FUNCTION @extschema@.ack_outbox(event_id bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+BEGIN
+    UPDATE outbox o SET acknowledged_at = now(), acknowledged_by = session_user
+    WHERE o.event_id = ack_outbox.event_id AND o.acknowledged_at IS NULL;
+    IF FOUND THEN
+        RETURN true;
+    END IF;
+    PERFORM 1 FROM outbox o WHERE o.event_id = ack_outbox.event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown outbox event %', event_id USING ERRCODE = 'RA002';
+    END IF;
+    RETURN false;   -- acknowledged before: a retry changes nothing
+END $$;
+
+------------------------------------------------------------------------------
+-- pg_dump keeps the data of every table; rows the extension ships are
+-- recreated by CREATE EXTENSION, so only the DBA's rows are dumped
+------------------------------------------------------------------------------
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.channel', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.payment_method', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.credit_policy', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.dunning_level', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer_identity', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.orders', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_line', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.payment', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.open_item', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.item_application', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.account_state', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.account_period', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.segment_stats', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.dunning_run_log', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.dunning_notice', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.outbox', '');
+
+------------------------------------------------------------------------------
+-- privileges: nothing of the account is open to PUBLIC.  The money type, its
+-- operators and pure helpers stay executable by everyone; every function that
+-- reads or changes an account is granted by the DBA to channel roles (see
+-- README, "Roles and grants").
+------------------------------------------------------------------------------
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_depend d ON d.objid = p.oid AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+             AND d.deptype = 'e'
+        JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'customer_account'
+        WHERE p.prokind = 'f'
+          AND p.proname NOT LIKE 'currency\_amount%' AND p.proname NOT LIKE '%\_mul\_currency\_amount'
+          AND p.proname NOT IN ('currency_of', 'amount_of', 'minor_units', 'currencies', 'abs',
+                                'is_currency', 'reason_text')
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END $$;

@@ -54,8 +54,8 @@ month_minus(DateADT month, int n)
  * (booking an order), the state row read here is the locked one.
  * Returns the customer's language.
  */
-static char *
-gather_facts(int64 customer_id, const char *currency, const char *channel_kind, int64 total,
+char *
+payment_gather_facts(int64 customer_id, const char *currency, const char *channel_kind, int64 total,
 			 TimestampTz at, bool read_only, PaymentFacts *f, PaymentPolicy *p)
 {
 	Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID, DATEOID};
@@ -220,7 +220,7 @@ payment_enforce(int64 customer_id, const char *channel, const char *channel_kind
 		&& !rows[0].info.is_store_credit && !rows[0].info.has_min && !rows[0].info.has_max)
 		return;
 
-	language = gather_facts(customer_id, currency, channel_kind, total, at, false, &f, &p);
+	language = payment_gather_facts(customer_id, currency, channel_kind, total, at, false, &f, &p);
 	code = decide_payment_method(&rows[0].info, &f, &p);
 	if (strcmp(code, "ok") != 0)
 		ereport(ERROR,
@@ -285,7 +285,7 @@ payment_options(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("order total is in %s but channel \"%s\" sells in %s", currency, channel, channel_currency)));
-	language = gather_facts(customer_id, currency, kind, total->units, GetCurrentTransactionStartTimestamp(),
+	language = payment_gather_facts(customer_id, currency, kind, total->units, GetCurrentTransactionStartTimestamp(),
 							true, &f, &p);
 	rows = load_methods(kind, currency, NULL, true, &n);
 	for (int i = 0; i < n; i++)

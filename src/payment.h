@@ -12,6 +12,7 @@
 #include "datatype/timestamp.h"
 #include "utils/date.h"
 
+#include "payment_rules.h"
 #include "posting.h"
 
 extern void payment_enforce(int64 customer_id, const char *channel, const char *channel_kind,
@@ -19,5 +20,10 @@ extern void payment_enforce(int64 customer_id, const char *channel, const char *
 							const AccountState *st);
 extern void load_channel(const char *channel, char **kind, char **currency, bool read_only);
 extern DateADT month_minus(DateADT month, int n);
+
+/* the facts and policy for one customer, currency and channel kind; returns the language */
+extern char *payment_gather_facts(int64 customer_id, const char *currency, const char *channel_kind,
+								  int64 total, TimestampTz at, bool read_only, PaymentFacts *f,
+								  PaymentPolicy *p);
 
 #endif

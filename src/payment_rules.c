@@ -66,3 +66,47 @@ decide_payment_method(const PaymentMethodInfo *m, const PaymentFacts *f, const P
 		return "credit_limit_exceeded";
 	return "ok";
 }
+
+/*
+ * The advice for an agent looking at the account: remind about overdue
+ * money, offer credit or only prepayment (with the reason credit is
+ * refused), send an incentive to a customer who has been away long, and
+ * flag a frequent returner.  Returns how many entries were written.
+ */
+int
+decide_advice(const PaymentFacts *f, const PaymentPolicy *p, bool has_last_purchase,
+			  int32 days_since_purchase, int32 incentive_after_days, Advice *out)
+{
+	PaymentMethodInfo on_account = {"invoice", SETTLE_CREDIT, true, false, false, 0, false, 0};
+	const char *credit;
+	int			n = 0;
+
+	if (f->overdue > 0)
+	{
+		out[n].advice = "remind_payment";
+		out[n++].reason_code = "remind_payment";
+	}
+	credit = decide_payment_method(&on_account, f, p);
+	if (strcmp(credit, "ok") == 0)
+	{
+		out[n].advice = "credit_allowed";
+		out[n++].reason_code = "credit_allowed";
+	}
+	else
+	{
+		out[n].advice = "prepayment_only";
+		out[n++].reason_code = credit;
+	}
+	if (has_last_purchase && days_since_purchase >= incentive_after_days)
+	{
+		out[n].advice = "send_incentive";
+		out[n++].reason_code = "send_incentive";
+	}
+	if (f->orders_12m >= p->return_rate_min_orders
+		&& return_rate(f->purchased_12m, f->returned_12m) > p->max_return_rate)
+	{
+		out[n].advice = "frequent_returner";
+		out[n++].reason_code = "frequent_returner_advice";
+	}
+	return n;
+}

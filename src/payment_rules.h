@@ -68,4 +68,16 @@ extern const char *decide_payment_method(const PaymentMethodInfo *m, const Payme
 /* return rate over 12 months, 0..1 (0 when nothing was purchased) */
 extern double return_rate(int64 purchased, int64 returned);
 
+
+/* account_advice: the call-center's decision aid */
+#define MAX_ADVICE 4
+typedef struct Advice
+{
+	const char *advice;			/* remind_payment, credit_allowed, ... */
+	const char *reason_code;	/* the sentence to show */
+} Advice;
+
+extern int	decide_advice(const PaymentFacts *f, const PaymentPolicy *p, bool has_last_purchase,
+						  int32 days_since_purchase, int32 incentive_after_days, Advice *out);
+
 #endif

@@ -169,6 +169,7 @@ fetch_locked_state(int64 customer_id, const char *currency, AccountState *st)
 	st->has_next_due = !n;
 	st->last_event_at = ca_get_timestamptz(0, 10, &n);
 	st->has_last_event = !n;
+	SPI_freetuptable(SPI_tuptable);
 	return true;
 }
 
@@ -260,6 +261,14 @@ apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 			   "     WHERE i.customer_id = $1 AND i.currency = $2 AND i.settled_at IS NULL AND i.kind <> 'prepayment')"
 			   "   WHEN $14 THEN LEAST(next_due_at, $13) ELSE next_due_at END,"
 			   " last_event_at = GREATEST(last_event_at, $15),"
+			   " dunning_level = CASE WHEN $16 AND dunning_level > 0 AND NOT EXISTS (SELECT 1"
+			   "     FROM customer_account.open_item i WHERE i.customer_id = $1 AND i.currency = $2"
+			   "       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())"
+			   "   THEN 0 ELSE dunning_level END,"
+			   " dunning_cycle = dunning_cycle + CASE WHEN $16 AND dunning_level > 0 AND NOT EXISTS (SELECT 1"
+			   "     FROM customer_account.open_item i WHERE i.customer_id = $1 AND i.currency = $2"
+			   "       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())"
+			   "   THEN 1 ELSE 0 END,"
 			   " updated_at = now()"
 			   " WHERE customer_id = $1 AND currency = $2",
 			   16, types);
