@@ -22,7 +22,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # -Wno-unused-parameter: PostgreSQL 15's own headers (ilist.h, bufpage.h) trip it
 PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter $(EXTRA_CFLAGS)
 
-EXTRA_CLEAN = test/isolation/output_iso test/isolation/results results regression.diffs regression.out
+EXTRA_CLEAN = output_iso results regression.diffs regression.out
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

@@ -59,7 +59,7 @@ replay_run(ReturnSetInfo *rsinfo, DateADT as_of)
 
 	if (SPI_execute_with_args("SELECT customer_id, currency, level, overdue_amount, fee, action"
 							  " FROM customer_account.dunning_notice WHERE run_date = $1"
-							  " ORDER BY customer_id, currency", 1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+							  " ORDER BY customer_id, currency", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read dunning notices");
 	for (uint64 i = 0; i < SPI_processed; i++)
 		put_notice_row(rsinfo, ca_get_int64(i, 1, NULL), ca_get_text(i, 2), ca_get_int32(i, 3, NULL),
@@ -102,7 +102,8 @@ dunning_run(PG_FUNCTION_ARGS)
 	if (SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('customer_account.dunning_run'))",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not take the dunning lock");
-	if (SPI_execute("SELECT max(run_date) FROM customer_account.dunning_run_log", true, 1) != SPI_OK_SELECT)
+	/* a fresh snapshot (read_only = false): a run that committed while we waited is seen */
+	if (SPI_execute("SELECT max(run_date) FROM customer_account.dunning_run_log", false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the dunning log");
 	{
 		Datum		last = ca_get_datum(0, 1, &isnull);

@@ -9,7 +9,7 @@ status=0
 echo "== pg_regress and isolation specs (make installcheck)"
 if ! make -s installcheck PG_CONFIG="$PG_CONFIG"; then
     status=1
-    for f in regression.diffs test/isolation/output_iso/regression.diffs; do
+    for f in regression.diffs output_iso/regression.diffs; do
         [ -f "$f" ] && { echo "---- $f"; cat "$f"; }
     done
 fi
