@@ -10,7 +10,7 @@ DOCS        = README.md
 
 # pg_regress: inputs in sql/, outputs in expected/ (PostgreSQL 15 has no
 # --expecteddir, so the regression inputs sit beside the extension scripts)
-REGRESS     = money money_roundtrip account
+REGRESS     = money money_roundtrip account payment receivables
 REGRESS_OPTS = --inputdir=. --load-extension=pg_trgm --load-extension=customer_account
 
 # isolation specs for everything two sessions can race on

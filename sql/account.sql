@@ -5,6 +5,11 @@
 -- account exactly as it was.
 --
 SET search_path = customer_account, public;
+-- a fresh extension: the files share one regression database
+SET client_min_messages = warning;
+DROP EXTENSION customer_account CASCADE;
+CREATE EXTENSION customer_account;
+RESET client_min_messages;
 SET TimeZone = 'UTC';
 
 CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
