@@ -440,14 +440,14 @@ CREATE TABLE @extschema@.segment_stats (
     refreshed_at timestamptz NOT NULL DEFAULT now()
 );
 
--- policy: one row of account-wide knobs; a DBA changes behaviour with an UPDATE
+-- policy: at most one row of account-wide knobs.  No row means the defaults
+-- below; a DBA inserts the row to change them (so pg_dump keeps it).
 CREATE TABLE @extschema@.policy (
     id                boolean PRIMARY KEY DEFAULT true CHECK (id),
     new_customer_days integer NOT NULL DEFAULT 90 CHECK (new_customer_days >= 0),  -- value_segment 'new'
     segment_band      numeric NOT NULL DEFAULT 0.25 CHECK (segment_band >= 0 AND segment_band < 1),
     incentive_after_days integer NOT NULL DEFAULT 180 CHECK (incentive_after_days > 0)  -- account_advice
 );
-INSERT INTO @extschema@.policy DEFAULT VALUES;
 
 -- credit policy: the most specific row wins (customer group, then channel
 -- kind, then currency); amounts are in major units of the order's currency
@@ -1102,6 +1102,7 @@ END $$;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.channel', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.payment_method', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.credit_policy', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.policy', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.dunning_level', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer_identity', '');

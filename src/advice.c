@@ -48,7 +48,7 @@ account_advice(PG_FUNCTION_ARGS)
 	check_customer(customer_id);
 	ca_prepare(&plan_advice_state,
 			   "SELECT coalesce(s.currency, (SELECT currency FROM customer_account.channel ORDER BY created_at, code LIMIT 1), 'EUR'),"
-			   "  s.last_purchase_at, (SELECT incentive_after_days FROM customer_account.policy)"
+			   "  s.last_purchase_at, coalesce((SELECT incentive_after_days FROM customer_account.policy), 180)"
 			   " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM customer_account.account_state"
 			   "   WHERE customer_id = $1 ORDER BY last_event_at DESC NULLS LAST, currency LIMIT 1) s ON true",
 			   1, types);
