@@ -1,0 +1,145 @@
+-- pgTAP property test: a few thousand random business events for a few
+-- hundred customers, through the functions and through plain INSERTs, in
+-- random (also back-dated) order.  Afterwards every account state row equals
+-- the ledger (verify_balances() is empty), the monthly counters equal the
+-- ledger, and balance() agrees with the books customer by customer.
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS customer_account CASCADE;
+SET search_path = customer_account, public;
+SELECT plan(8);
+
+SELECT setseed(0.4242);
+SELECT add_channel('web-de', 'webshop', 'EUR');
+SELECT add_channel('app-de', 'app', 'EUR');
+SELECT add_channel('store-1', 'store', 'EUR');
+SELECT add_channel('ebay', 'marketplace', 'EUR');
+SELECT add_channel('phone', 'callcenter', 'EUR');
+SELECT add_channel('web-ch', 'webshop', 'CHF');
+SELECT register_customer('Customer ' || i, 'c' || i || '@example.com', NULL, CASE WHEN i % 3 = 0 THEN 'en' ELSE 'de' END,
+                         now() - interval '3 years') FROM generate_series(1, 300) i;
+UPDATE credit_policy SET credit_limit = 3000, overdue_tolerance = 1000000;
+
+CREATE TEMP TABLE outcome (kind text, ok boolean, sqlstate text, message text);
+
+DO $$
+DECLARE
+    ch text[] := ARRAY['web-de', 'app-de', 'store-1', 'ebay', 'phone', 'web-ch'];
+    methods jsonb := '{"web-de":["invoice","credit_card","paypal","prepayment","direct_debit"],
+                       "app-de":["invoice","paypal","credit_card"],
+                       "store-1":["cash","credit_card","invoice"],
+                       "ebay":["marketplace","paypal"],
+                       "phone":["invoice","prepayment","cash_on_delivery"],
+                       "web-ch":["invoice","credit_card"]}';
+    c bigint; k text; m text; cur text; at timestamptz; n int; o text; r float8;
+    lines jsonb;
+BEGIN
+    FOR i IN 1 .. 3000 LOOP
+        r := random();
+        c := 1 + floor(random() * 300)::bigint;
+        at := now() - (random() * 400) * interval '1 day';
+        BEGIN
+            IF r < 0.40 THEN
+                k := ch[1 + floor(random() * 6)::int];
+                m := methods -> k ->> floor(random() * jsonb_array_length(methods -> k))::int;
+                cur := CASE WHEN k = 'web-ch' THEN 'CHF' ELSE 'EUR' END;
+                n := 1 + floor(random() * 3)::int;
+                SELECT jsonb_agg(jsonb_build_object('sku', 'SKU-' || floor(random() * 50), 'qty', 1 + floor(random() * 3)::int,
+                                                    'unit_price', (1 + floor(random() * 9000)) / 100.0 || ' ' || cur))
+                INTO lines FROM generate_series(1, n);
+                PERFORM customer_account.place_order('F-' || i, c, k, lines, m, at);
+                INSERT INTO outcome VALUES ('order via function', true, NULL, NULL);
+            ELSIF r < 0.60 THEN
+                -- a shop writing its own tables
+                k := ch[1 + floor(random() * 5)::int];
+                m := CASE k WHEN 'store-1' THEN 'cash' WHEN 'ebay' THEN 'marketplace' ELSE 'invoice' END;
+                INSERT INTO customer_account.orders (order_no, customer_id, channel, payment_method, total, placed_at)
+                VALUES ('I-' || i, c, k, m, '99.00 EUR', at);
+                INSERT INTO customer_account.order_line (order_no, line_no, sku, qty, unit_price)
+                VALUES ('I-' || i, 1, 'SKU-A', 1, '49.50 EUR'), ('I-' || i, 2, 'SKU-B', 2, '24.75 EUR');
+                SET CONSTRAINTS customer_account.order_total_check IMMEDIATE;
+                SET CONSTRAINTS customer_account.order_total_check DEFERRED;
+                INSERT INTO outcome VALUES ('order via INSERT', true, NULL, NULL);
+            ELSIF r < 0.80 THEN
+                cur := CASE WHEN random() < 0.1 THEN 'CHF' ELSE 'EUR' END;
+                SELECT order_no INTO o FROM customer_account.orders
+                WHERE customer_id = c AND customer_account.currency_of(orders.total) = cur AND random() < 0.5 LIMIT 1;
+                IF random() < 0.5 THEN
+                    PERFORM customer_account.record_payment('P-' || i, c,
+                        customer_account.currency_amount(((1 + floor(random() * 20000)) / 100.0)::numeric, cur),
+                        'bank_transfer', CASE cur WHEN 'CHF' THEN 'web-ch' ELSE 'web-de' END, o, at);
+                    INSERT INTO outcome VALUES ('payment via function', true, NULL, NULL);
+                ELSE
+                    INSERT INTO customer_account.payment (payment_ref, customer_id, amount, method, channel, order_no, received_at)
+                    VALUES ('P-' || i, c, customer_account.currency_amount(((1 + floor(random() * 20000)) / 100.0)::numeric, cur),
+                            'bank_transfer', CASE cur WHEN 'CHF' THEN 'web-ch' ELSE 'web-de' END, o, at);
+                    INSERT INTO outcome VALUES ('payment via INSERT', true, NULL, NULL);
+                END IF;
+            ELSIF r < 0.90 THEN
+                SELECT order_no INTO o FROM customer_account.orders
+                WHERE customer_id = c AND cancelled_at IS NULL AND delivered_at IS NULL LIMIT 1;
+                IF o IS NOT NULL THEN
+                    PERFORM customer_account.cancel_order(o, now());
+                    INSERT INTO outcome VALUES ('cancel', true, NULL, NULL);
+                END IF;
+            ELSIF r < 0.97 THEN
+                SELECT order_no INTO o FROM customer_account.orders
+                WHERE customer_id = c AND cancelled_at IS NULL AND delivered_at IS NULL LIMIT 1;
+                IF o IS NOT NULL THEN
+                    PERFORM customer_account.mark_delivered(o, now());
+                    INSERT INTO outcome VALUES ('deliver', true, NULL, NULL);
+                END IF;
+            ELSE
+                -- a retry of an earlier order posts nothing
+                SELECT order_no INTO o FROM customer_account.orders WHERE order_no LIKE 'F-%' AND random() < 0.05 LIMIT 1;
+                IF o IS NOT NULL THEN
+                    PERFORM customer_account.place_order(o, x.customer_id, x.channel,
+                        (SELECT jsonb_agg(jsonb_build_object('sku', l.sku, 'qty', l.qty, 'unit_price', l.unit_price::text,
+                                                             'returnable', l.returnable) ORDER BY l.line_no)
+                         FROM customer_account.order_line l WHERE l.order_no = o),
+                        x.payment_method, x.placed_at)
+                    FROM customer_account.orders x WHERE x.order_no = o;
+                    INSERT INTO outcome VALUES ('retry', true, NULL, NULL);
+                END IF;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            INSERT INTO outcome VALUES ('refused', false, SQLSTATE, SQLERRM);
+        END;
+    END LOOP;
+END $$;
+
+SELECT cmp_ok((SELECT count(*) FROM outcome WHERE ok)::int, '>', 2000, 'most random events were booked');
+SELECT is_empty($$SELECT * FROM outcome WHERE NOT ok AND sqlstate NOT IN ('RA001')$$,
+    'the only refusals are business refusals (RA001)');
+SELECT cmp_ok((SELECT count(DISTINCT customer_id) FROM customer_account.ledger)::int, '>=', 250, 'a few hundred customers have books');
+SELECT is_empty($$SELECT * FROM customer_account.verify_balances()$$, 'verify_balances() finds no difference');
+SELECT is_empty($$
+    SELECT customer_id, currency, revenue_period, sum(revenue_delta) FROM customer_account.ledger
+    WHERE revenue_period IS NOT NULL GROUP BY 1, 2, 3
+    EXCEPT
+    SELECT customer_id, currency, period, revenue FROM customer_account.account_period$$,
+    'monthly revenue counters equal the ledger');
+SELECT is_empty($$
+    SELECT b.customer_id, b.currency FROM customer_account.account_state s,
+         LATERAL customer_account.balance(s.customer_id, now() + interval '1 day') b
+    WHERE b.currency = s.currency
+      AND (customer_account.minor_units(b.balance) <> (SELECT sum(customer_account.minor_units(l.amount)) FROM customer_account.ledger l
+                                                        WHERE l.customer_id = s.customer_id AND l.currency = s.currency)
+           OR customer_account.minor_units(b.open_amount) <> (SELECT coalesce(sum(i.open), 0) FROM customer_account.open_item i
+                                                             WHERE i.customer_id = s.customer_id AND i.currency = s.currency AND i.settled_at IS NULL))$$,
+    'balance() agrees with the ledger and the open items for every customer');
+-- as of a date in the past, balance() reads the ledger: it must agree with summing it
+SELECT is_empty($$
+    SELECT s.customer_id FROM customer_account.account_state s,
+         LATERAL customer_account.balance(s.customer_id, now() - interval '100 days') b
+    WHERE b.currency = s.currency
+      AND customer_account.minor_units(b.balance) <> (SELECT coalesce(sum(customer_account.minor_units(l.amount)), 0)
+            FROM customer_account.ledger l WHERE l.customer_id = s.customer_id AND l.currency = s.currency
+              AND l.event_at <= now() - interval '100 days')$$,
+    'balance() as of a past date equals the ledger up to that date');
+SELECT is_empty($$
+    SELECT s.customer_id FROM customer_account.account_state s
+    WHERE s.balance <> s.open_amount - s.store_credit$$,
+    'balance = open - store credit for every account');
+
+SELECT * FROM finish();
+ROLLBACK;
