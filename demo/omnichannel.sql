@@ -1,8 +1,12 @@
 -- customer_account demo: one customer account across every sales channel.
 -- Run by demo/run.sh on a throwaway cluster.
 \set QUIET on
+\pset null '(null)'
+SET client_min_messages = warning;
 CREATE EXTENSION customer_account CASCADE;
+RESET client_min_messages;
 SET search_path = customer_account, public;
+SET TimeZone = 'Europe/Berlin';
 \set QUIET off
 
 \echo
@@ -17,3 +21,73 @@ SELECT '19.99 EUR'::currency_amount AS price,
 \set ON_ERROR_STOP off
 SELECT '10.00 EUR'::currency_amount + '10.00 USD'::currency_amount;
 \set ON_ERROR_STOP on
+
+\echo
+\echo '=== Scene 2: the retailer sets up its channels ==='
+SELECT add_channel('web-de', 'webshop', 'EUR');
+SELECT add_channel('web-ch', 'webshop', 'CHF');
+SELECT add_channel('store-berlin', 'store', 'EUR', 30, '200.00 EUR');
+SELECT add_channel('ebay', 'marketplace', 'EUR');
+SELECT add_channel('hotline', 'callcenter', 'EUR');
+SELECT code, kind, currency, payment_term_days FROM channel ORDER BY code;
+
+\echo
+\echo '=== Scene 3: Anna buys in the web shop, in a store and on eBay: one account ==='
+SELECT register_customer('Anna Schmidt', 'anna.schmidt@example.de', '+49 30 1234567', 'de', now() - interval '3 years') AS anna \gset
+SELECT link_identity(:anna, 'loyalty_card', 'LC-0042-77');
+SELECT link_identity(:anna, 'marketplace', 'ebay:anna_77');
+SELECT place_order('WEB-1001', :anna, 'web-de',
+    '[{"sku":"SHOE-42","qty":1,"unit_price":"89.90 EUR"},{"sku":"SOCKS","qty":3,"unit_price":"4.99 EUR","returnable":false}]',
+    'invoice', now() - interval '10 days') AS web_order_total;
+\echo 'At the Berlin till, the clerk scans her loyalty card:'
+SELECT find_customer('loyalty_card', 'lc 0042 77') AS customer_at_till;
+SELECT place_order('POS-77-0001', find_customer('loyalty_card', 'lc 0042 77'), 'store-berlin',
+    '[{"sku":"JACKET-M","qty":1,"unit_price":"149.00 EUR"}]', 'cash', now() - interval '3 days') AS store_total;
+\echo 'The eBay order arrives through the marketplace adapter as a plain INSERT:'
+BEGIN;
+INSERT INTO orders (order_no, customer_id, channel, payment_method, total, placed_at)
+VALUES ('EBAY-3301', find_customer('marketplace', 'ebay:anna_77'), 'ebay', 'marketplace', '50.00 EUR', now() - interval '1 day');
+INSERT INTO order_line (order_no, line_no, sku, qty, unit_price) VALUES ('EBAY-3301', 1, 'BAG-1', 2, '25.00 EUR');
+COMMIT;
+\echo 'She pays 50.00 EUR of the web invoice by bank transfer:'
+SELECT record_payment('BANK-2026-0815', :anna, '50.00 EUR', 'bank_transfer', 'web-de', 'WEB-1001');
+\echo 'The account at a glance:'
+\x on
+SELECT * FROM balance(:anna);
+\x off
+SELECT entry_id, entry_type, amount, channel, order_no, payment_ref FROM ledger WHERE customer_id = :anna ORDER BY entry_id;
+
+\echo
+\echo '=== Scene 4: Larry has an overdue invoice: the checkout offers him only prepayment ==='
+SELECT register_customer('Larry Late', 'larry@example.com', NULL, 'en', now() - interval '2 years') AS larry \gset
+SELECT set_credit_limit(:larry, '1000.00 EUR');
+SELECT place_order('WEB-0900', :larry, 'web-de', '[{"sku":"TV-55","qty":1,"unit_price":"499.00 EUR"}]',
+    'invoice', now() - interval '45 days');
+SELECT * FROM payment_options(:larry, '79.90 EUR', 'web-de');
+\echo 'His shop tries invoice anyway; the account refuses with RA001 and the reason (expected error):'
+\set ON_ERROR_STOP off
+SELECT place_order('WEB-0901', :larry, 'web-de', '[{"sku":"HDMI","qty":1,"unit_price":"79.90 EUR"}]', 'invoice');
+\set ON_ERROR_STOP on
+SELECT place_order('WEB-0901', :larry, 'web-de', '[{"sku":"HDMI","qty":1,"unit_price":"79.90 EUR"}]', 'prepayment') AS prepaid_order;
+\echo 'What the call-center agent sees:'
+SELECT * FROM account_advice(:larry);
+
+\echo
+\echo '=== Scene 5: accounting: aging and the dunning run (safe to run twice) ==='
+SELECT * FROM aging_report();
+SELECT * FROM dunning_run(current_date);
+SELECT * FROM dunning_run(current_date);
+SELECT event_id, customer_id, topic, payload FROM outbox ORDER BY event_id;
+
+\echo
+\echo '=== Scene 6: an offline till syncs late; a duplicate account is merged ==='
+SELECT place_order('POS-12-0420', :anna, 'store-berlin', '[{"sku":"BELT","qty":1,"unit_price":"35.00 EUR"}]',
+    'credit_card', now() - interval '40 days') AS late_sale;
+SELECT register_customer('A. Schmidt', NULL, NULL, 'de', now() - interval '1 year') AS dup \gset
+SELECT place_order('HOT-5', :dup, 'hotline', '[{"sku":"UMBRELLA","qty":1,"unit_price":"25.00 EUR"}]', 'invoice', now() - interval '5 days');
+SELECT merge_customers(:anna, :dup);
+SELECT currency, balance, open_amount, lifetime_revenue, orders_12m, last_purchase_by_kind FROM balance(:anna);
+
+\echo
+\echo '=== The books always agree with the ledger (no rows = no difference) ==='
+SELECT * FROM verify_balances();

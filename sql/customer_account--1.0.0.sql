@@ -594,7 +594,7 @@ BEGIN
                 RAISE EXCEPTION 'invalid phone number "%"', value USING ERRCODE = '22023';
             END IF;
             RETURN CASE WHEN btrim(value) LIKE '+%' THEN '+' ELSE '' END || regexp_replace(value, '[^0-9]', '', 'g');
-        WHEN 'loyalty_card' THEN RETURN upper(regexp_replace(value, '\s', '', 'g'));
+        WHEN 'loyalty_card' THEN RETURN upper(regexp_replace(value, '[^A-Za-z0-9]', '', 'g'));
         WHEN 'marketplace' THEN
             IF btrim(value) !~ '^[^:\s]+:.+$' THEN
                 RAISE EXCEPTION 'invalid marketplace identity "%"', value USING ERRCODE = '22023',
