@@ -1096,6 +1096,23 @@ BEGIN
 END $$;
 
 ------------------------------------------------------------------------------
+-- every backend caches the configuration tables; a write to one of them
+-- sends a relcache invalidation so the next call everywhere reads it anew
+------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.config_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME' LANGUAGE C;
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.policy
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.config_changed();
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.segment_stats
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.config_changed();
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.credit_policy
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.config_changed();
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.payment_method
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.config_changed();
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.channel
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.config_changed();
+
+------------------------------------------------------------------------------
 -- pg_dump keeps the data of every table; rows the extension ships are
 -- recreated by CREATE EXTENSION, so only the DBA's rows are dumped
 ------------------------------------------------------------------------------

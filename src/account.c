@@ -25,9 +25,11 @@
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "currency.h"
+#include "direct.h"
 #include "money.h"
 #include "payment.h"
 #include "posting.h"
@@ -56,7 +58,6 @@ typedef struct BalanceRow
 	int32		orders_count;
 } BalanceRow;
 
-static SPIPlanPtr plan_state;
 static SPIPlanPtr plan_overdue_now;
 static SPIPlanPtr plan_overdue_past;
 static SPIPlanPtr plan_history;
@@ -173,6 +174,27 @@ history_at(int64 customer_id, const char *currency, TimestampTz as_of, DateADT f
 	r->orders_count = ca_get_int32(0, 14, NULL);
 }
 
+/* returned / purchased over 12 months as numeric(.,4), 0 when nothing was bought */
+static Datum
+return_rate_datum(int64 returned, int64 purchased)
+{
+	if (purchased <= 0)
+		return NumericGetDatum(int64_div_fast_to_numeric(0, 4));
+	returned = Min(returned, purchased);
+	if (returned <= PG_INT64_MAX / 20000)
+	{
+		/* in ten-thousandths, rounded half up (returned and purchased are >= 0) */
+		int64		q = (returned * 20000 / purchased + 1) / 2;
+
+		return NumericGetDatum(int64_div_fast_to_numeric(q, 4));
+	}
+	return DirectFunctionCall2(numeric_round,
+							   DirectFunctionCall2(numeric_div,
+												   NumericGetDatum(int64_to_numeric(returned)),
+												   NumericGetDatum(int64_to_numeric(purchased))),
+							   Int32GetDatum(4));
+}
+
 static const char *
 value_segment(const BalanceRow *r, TimestampTz as_of, TimestampTz since, int32 new_days,
 			  bool has_avg, double avg, double band)
@@ -194,7 +216,13 @@ value_segment(const BalanceRow *r, TimestampTz as_of, TimestampTz since, int32 n
  *   store_credit, lifetime_revenue, revenue_12m, orders_12m,
  *   returned_value_12m, return_rate, last_purchase_at,
  *   last_purchase_by_kind, dunning_level, value_segment)
+ *
+ * The fast path (as_of at or after the latest event booked) reads the
+ * account state rows, the monthly counters and, only when something may be
+ * overdue, the unsettled items, through direct index scans (direct.c).
  */
+#define MAX_CURRENCIES 64
+
 PG_FUNCTION_INFO_V1(account_balance);
 Datum
 account_balance(PG_FUNCTION_ARGS)
@@ -202,161 +230,128 @@ account_balance(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int64		customer_id = PG_GETARG_INT64(0);
 	TimestampTz as_of = PG_ARGISNULL(1) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(1);
-	Oid			types[3] = {INT8OID, DATEOID, DATEOID};
-	Datum		qvalues[3];
 	DateADT		to_month = month_of(as_of);
 	DateADT		from_month = month_minus(to_month, 12);
+	Snapshot	snap = GetActiveSnapshot();
+	CustomerRow cust;
+	StateRow   *states;
 	int			nrows;
-	BalanceRow *rows;
-	TimestampTz since;
-	int32		new_days;
-	double		band;
-	bool		n;
+	const PolicyConf *pol;
+	bool		spi_connected = false;
 
-	InitMaterializedSRF(fcinfo, 0);
-	ca_connect();
-	check_customer(customer_id);
-
-	ca_prepare(&plan_state,
-			   "SELECT s.currency, s.balance, s.open_amount, s.store_credit, s.lifetime_revenue,"
-			   "  s.dunning_level, s.orders_count, s.next_due_at, s.last_event_at,"
-			   "  s.last_webshop, s.last_store, s.last_marketplace, s.last_callcenter, s.last_app,"
-			   "  coalesce(per.revenue, 0)::bigint, coalesce(per.orders, 0)::int,"
-			   "  coalesce(per.purchased, 0)::bigint, coalesce(per.returned, 0)::bigint,"
-			   "  c.customer_since, coalesce(pol.new_customer_days, 90), coalesce(pol.segment_band, 0.25)::float8,"
-			   "  seg.avg_revenue_12m::float8"
-			   " FROM customer_account.account_state s"
-			   " JOIN customer_account.customer c ON c.customer_id = s.customer_id"
-			   " LEFT JOIN customer_account.policy pol ON true"
-			   " LEFT JOIN customer_account.segment_stats seg ON seg.currency = s.currency"
-			   " LEFT JOIN LATERAL (SELECT sum(a.revenue) AS revenue, sum(a.orders) AS orders,"
-			   "        sum(a.purchased) AS purchased, sum(a.returned) AS returned"
-			   "     FROM customer_account.account_period a"
-			   "     WHERE a.customer_id = s.customer_id AND a.currency = s.currency"
-			   "       AND a.period > $2 AND a.period <= $3) per ON true"
-			   " WHERE s.customer_id = $1 ORDER BY s.currency",
-			   3, types);
-	qvalues[0] = Int64GetDatum(customer_id);
-	qvalues[1] = DateADTGetDatum(from_month);
-	qvalues[2] = DateADTGetDatum(to_month);
-	ca_execute(plan_state, qvalues, NULL, true, 0);
-
-	nrows = (int) SPI_processed;
-	rows = palloc0(sizeof(BalanceRow) * Max(nrows, 1));
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	ca_read_customer(customer_id, snap, &cust);
+	if (cust.merged)
+		ereport(ERROR,
+				(errcode(ERRCODE_CA_UNKNOWN),
+				 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
+						customer_id, cust.merged_into),
+				 errhint("Use the surviving customer " INT64_FORMAT ".", cust.merged_into)));
+	states = palloc(sizeof(StateRow) * MAX_CURRENCIES);
+	nrows = ca_read_states(customer_id, NULL, snap, states, MAX_CURRENCIES);
 	if (nrows == 0)
-	{
-		ca_finish();
 		return (Datum) 0;
-	}
-	since = ca_get_timestamptz(0, 19, NULL);
-	new_days = ca_get_int32(0, 20, NULL);
-	band = DatumGetFloat8(ca_get_datum(0, 21, &n));
+	pol = ca_policy();
 
-	/* copy the state rows first: the queries below replace SPI_tuptable */
+	for (int i = 0; i < nrows; i++)
 	{
-		SPITupleTable *tt = SPI_tuptable;
-		bool	   *past = palloc0(sizeof(bool) * nrows);
-		bool	   *check_overdue = palloc0(sizeof(bool) * nrows);
-		double	   *avg = palloc0(sizeof(double) * nrows);
-		bool	   *has_avg = palloc0(sizeof(bool) * nrows);
+		StateRow   *st = &states[i];
+		BalanceRow	row;
+		BalanceRow *r = &row;
+		Datum		values[BALANCE_COLS];
+		bool		nulls[BALANCE_COLS];
+		StringInfoData js;
+		bool		first = true;
+		bool		any_last = false;
+		TimestampTz last_purchase = 0;
+		double		avg = 0;
+		bool		has_avg;
 
-		for (int i = 0; i < nrows; i++)
+		memset(r, 0, sizeof(*r));
+		r->currency = st->currency;
+		if (st->has_last_event && st->last_event > as_of)
 		{
-			BalanceRow *r = &rows[i];
-			bool		dn,
-						en;
-			TimestampTz next_due,
-						last_event;
+			/* a question about the past: the books as they stood then */
+			if (!spi_connected)
+			{
+				ca_connect();
+				spi_connected = true;
+			}
+			history_at(customer_id, st->currency, as_of, from_month, to_month, r);
+			overdue_at(customer_id, st->currency, as_of, true, r);
+			r->dunning_level = st->dunning_level;
+		}
+		else
+		{
+			PeriodSums ps;
 
-			SPI_tuptable = tt;
-			r->currency = ca_get_text(i, 1);
-			r->balance = ca_get_int64(i, 2, NULL);
-			r->open_amount = ca_get_int64(i, 3, NULL);
-			r->store_credit = ca_get_int64(i, 4, NULL);
-			r->lifetime_revenue = ca_get_int64(i, 5, NULL);
-			r->dunning_level = ca_get_int32(i, 6, NULL);
-			r->orders_count = ca_get_int32(i, 7, NULL);
-			next_due = ca_get_timestamptz(i, 8, &dn);
-			last_event = ca_get_timestamptz(i, 9, &en);
+			r->balance = st->balance;
+			r->open_amount = st->open_amount;
+			r->store_credit = st->store_credit;
+			r->lifetime_revenue = st->lifetime_revenue;
+			r->dunning_level = st->dunning_level;
+			r->orders_count = st->orders_count;
 			for (int k = 0; k < 5; k++)
 			{
-				bool		ln;
-
-				r->last[k] = ca_get_timestamptz(i, 10 + k, &ln);
-				r->has_last[k] = !ln;
+				r->has_last[k] = st->has_last[k];
+				r->last[k] = st->last[k];
 			}
-			r->revenue_12m = ca_get_int64(i, 15, NULL);
-			r->orders_12m = ca_get_int32(i, 16, NULL);
-			r->purchased_12m = ca_get_int64(i, 17, NULL);
-			r->returned_12m = ca_get_int64(i, 18, NULL);
-			avg[i] = DatumGetFloat8(ca_get_datum(i, 22, &n));
-			has_avg[i] = !n;
-			past[i] = !en && last_event > as_of;
-			check_overdue[i] = past[i] || (!dn && next_due < as_of);
-		}
-		for (int i = 0; i < nrows; i++)
-		{
-			if (past[i])
-				history_at(customer_id, rows[i].currency, as_of, from_month, to_month, &rows[i]);
-			if (check_overdue[i])
-				overdue_at(customer_id, rows[i].currency, as_of, past[i], &rows[i]);
-		}
-
-		for (int i = 0; i < nrows; i++)
-		{
-			BalanceRow *r = &rows[i];
-			Datum		values[BALANCE_COLS];
-			bool		nulls[BALANCE_COLS];
-			StringInfoData js;
-			bool		first = true;
-			bool		any_last = false;
-			TimestampTz last_purchase = 0;
-
-			memset(nulls, 0, sizeof(nulls));
-			initStringInfo(&js);
-			appendStringInfoChar(&js, '{');
-			for (int k = 0; k < 5; k++)
+			ca_read_periods(customer_id, st->currency, from_month, to_month, snap, &ps);
+			r->revenue_12m = ps.revenue;
+			r->orders_12m = ps.orders;
+			r->purchased_12m = ps.purchased;
+			r->returned_12m = ps.returned;
+			if (st->has_next_due && st->next_due < as_of)
 			{
-				if (!r->has_last[k] || r->last[k] > as_of)
-					continue;
-				if (!first)
-					appendStringInfoChar(&js, ',');
-				first = false;
-				appendStringInfo(&js, "\"%s\":", channel_kinds[k]);
-				append_iso(&js, r->last[k]);
-				if (!any_last || r->last[k] > last_purchase)
-					last_purchase = r->last[k];
-				any_last = true;
-			}
-			appendStringInfoChar(&js, '}');
+				ItemSums	items;
 
-			values[0] = Int64GetDatum(customer_id);
-			values[1] = CStringGetTextDatum(r->currency);
-			values[2] = amount_datum(r->balance, r->currency);
-			values[3] = amount_datum(r->open_amount, r->currency);
-			values[4] = amount_datum(r->overdue, r->currency);
-			values[5] = Int32GetDatum(r->oldest_overdue_days);
-			values[6] = amount_datum(r->store_credit, r->currency);
-			values[7] = amount_datum(r->lifetime_revenue, r->currency);
-			values[8] = amount_datum(r->revenue_12m, r->currency);
-			values[9] = Int32GetDatum(r->orders_12m);
-			values[10] = amount_datum(r->returned_12m, r->currency);
-			if (r->purchased_12m > 0)
-				values[11] = NumericGetDatum(DatumGetNumeric(DirectFunctionCall2(numeric_round,
-																				 DirectFunctionCall2(numeric_div,
-																									 NumericGetDatum(int64_to_numeric(Min(r->returned_12m, r->purchased_12m))),
-																									 NumericGetDatum(int64_to_numeric(r->purchased_12m))),
-																				 Int32GetDatum(4))));
-			else
-				values[11] = NumericGetDatum(int64_to_numeric(0));
-			values[12] = TimestampTzGetDatum(last_purchase);
-			nulls[12] = !any_last;
-			values[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum(js.data));
-			values[14] = Int32GetDatum(r->dunning_level);
-			values[15] = CStringGetTextDatum(value_segment(r, as_of, since, new_days, has_avg[i], avg[i], band));
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+				ca_read_items(customer_id, st->currency, as_of, as_of, true, snap, &items);
+				r->overdue = items.overdue;
+				r->oldest_overdue_days = (items.has_oldest && items.overdue > 0) ?
+					(int32) ((as_of - items.oldest_due) / USECS_PER_DAY) : 0;
+			}
 		}
+
+		memset(nulls, 0, sizeof(nulls));
+		initStringInfo(&js);
+		appendStringInfoChar(&js, '{');
+		for (int k = 0; k < 5; k++)
+		{
+			if (!r->has_last[k] || r->last[k] > as_of)
+				continue;
+			if (!first)
+				appendStringInfoChar(&js, ',');
+			first = false;
+			appendStringInfo(&js, "\"%s\":", channel_kinds[k]);
+			append_iso(&js, r->last[k]);
+			if (!any_last || r->last[k] > last_purchase)
+				last_purchase = r->last[k];
+			any_last = true;
+		}
+		appendStringInfoChar(&js, '}');
+		has_avg = ca_segment_avg(r->currency, &avg);
+
+		values[0] = Int64GetDatum(customer_id);
+		values[1] = CStringGetTextDatum(r->currency);
+		values[2] = amount_datum(r->balance, r->currency);
+		values[3] = amount_datum(r->open_amount, r->currency);
+		values[4] = amount_datum(r->overdue, r->currency);
+		values[5] = Int32GetDatum(r->oldest_overdue_days);
+		values[6] = amount_datum(r->store_credit, r->currency);
+		values[7] = amount_datum(r->lifetime_revenue, r->currency);
+		values[8] = amount_datum(r->revenue_12m, r->currency);
+		values[9] = Int32GetDatum(r->orders_12m);
+		values[10] = amount_datum(r->returned_12m, r->currency);
+		values[11] = return_rate_datum(r->returned_12m, r->purchased_12m);
+		values[12] = TimestampTzGetDatum(last_purchase);
+		nulls[12] = !any_last;
+		values[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum(js.data));
+		values[14] = Int32GetDatum(r->dunning_level);
+		values[15] = CStringGetTextDatum(value_segment(r, as_of, cust.since, pol->new_customer_days,
+													   has_avg, avg, pol->segment_band));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	ca_finish();
+	if (spi_connected)
+		ca_finish();
 	return (Datum) 0;
 }

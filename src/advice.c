@@ -14,6 +14,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "payment.h"
@@ -59,7 +60,7 @@ account_advice(PG_FUNCTION_ARGS)
 	has_last = !has_last;
 	incentive_days = ca_get_int32(0, 3, NULL);
 
-	language = payment_gather_facts(customer_id, currency, "webshop", 1, now, true, &f, &p);
+	language = payment_gather_facts(customer_id, currency, "webshop", 1, now, GetActiveSnapshot(), &f, &p);
 	n = decide_advice(&f, &p, has_last, has_last ? (int32) ((now - last_purchase) / USECS_PER_DAY) : 0,
 					  incentive_days, advice);
 	for (int i = 0; i < n; i++)

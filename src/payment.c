@@ -2,10 +2,9 @@
  *
  * payment.c
  *	  payment_options() and the enforcement of its decision when an order
- *	  is booked.  This file gathers the facts (one prepared query for the
- *	  customer, policy, account state, open items and 12-month counters,
- *	  one for the methods) and formats the answer; the rules themselves are
- *	  in payment_rules.c.
+ *	  is booked.  This file gathers the facts (direct index reads and the
+ *	  configuration cache of direct.c) and formats the answer; the rules
+ *	  themselves are in payment_rules.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,9 +17,11 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "currency.h"
+#include "direct.h"
 #include "money.h"
 #include "payment.h"
 #include "payment_rules.h"
@@ -28,8 +29,6 @@
 #include "reason.h"
 #include "spi_util.h"
 
-static SPIPlanPtr plan_facts;
-static SPIPlanPtr plan_methods;
 static SPIPlanPtr plan_channel;
 
 DateADT
@@ -50,149 +49,88 @@ month_minus(DateADT month, int n)
 }
 
 /*
- * Gather what the rules need.  When the caller holds the account lock
- * (booking an order), the state row read here is the locked one.
+ * Gather what the rules need, by direct index reads (direct.c) under the
+ * given snapshot: the customer, the account state of the currency, the
+ * twelve monthly counters, and the unsettled items when something is open.
  * Returns the customer's language.
  */
 char *
 payment_gather_facts(int64 customer_id, const char *currency, const char *channel_kind, int64 total,
-			 TimestampTz at, bool read_only, PaymentFacts *f, PaymentPolicy *p)
+					 TimestampTz at, Snapshot snap, PaymentFacts *f, PaymentPolicy *p)
 {
-	Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID, DATEOID};
-	Datum		values[6];
-	int32		minor = currency_minor_units(currency_pack(currency, 3));
+	int32		code = currency_pack(currency, 3);
+	int			minor = currency_minor_units(code);
 	DateADT		this_month = month_of(at);
-	bool		n;
-	char	   *language;
-	TimestampTz since;
+	CustomerRow c;
+	StateRow	st;
+	int			kind = -1;
+	const CreditPolicyConf *pol;
 
-	ca_prepare(&plan_facts,
-			   "SELECT c.blocked, c.customer_since, c.language,"
-			   "  CASE WHEN customer_account.currency_of(c.credit_limit) = $3"
-			   "       THEN customer_account.minor_units(c.credit_limit) END,"
-			   "  round(p.credit_limit * 10::numeric ^ $4)::bigint,"
-			   "  round(p.first_order_limit * 10::numeric ^ $4)::bigint,"
-			   "  p.new_customer_days, p.new_customer_paid_orders,"
-			   "  round(p.overdue_tolerance * 10::numeric ^ $4)::bigint,"
-			   "  p.max_return_rate::float8, p.return_rate_min_orders, p.dunning_block_level,"
-			   "  coalesce(s.open_amount, 0), coalesce(s.paid_orders, 0), coalesce(s.dunning_level, 0),"
-			   "  coalesce(s.store_credit, 0),"
-			   "  coalesce(per.orders, 0)::int, coalesce(per.purchased, 0)::bigint, coalesce(per.returned, 0)::bigint,"
-			   "  coalesce(it.exposure, 0)::bigint, coalesce(it.overdue, 0)::bigint, c.merged_into"
-			   " FROM customer_account.customer c"
-			   " LEFT JOIN LATERAL (SELECT * FROM customer_account.credit_policy p"
-			   "     WHERE (p.channel_kind IS NULL OR p.channel_kind::text = $2)"
-			   "       AND (p.customer_group IS NULL OR p.customer_group = c.customer_group)"
-			   "       AND (p.currency IS NULL OR p.currency = $3)"
-			   "     ORDER BY p.customer_group IS NULL, p.channel_kind IS NULL, p.currency IS NULL LIMIT 1) p ON true"
-			   " LEFT JOIN customer_account.account_state s ON s.customer_id = c.customer_id AND s.currency = $3"
-			   " LEFT JOIN LATERAL (SELECT sum(orders) AS orders, sum(purchased) AS purchased, sum(returned) AS returned"
-			   "     FROM customer_account.account_period a WHERE a.customer_id = c.customer_id AND a.currency = $3"
-			   "       AND a.period > ($6 - interval '12 months')::date AND a.period <= $6) per ON true"
-			   " LEFT JOIN LATERAL (SELECT sum(i.open) FILTER (WHERE i.kind <> 'prepayment') AS exposure,"
-			   "       sum(i.open) FILTER (WHERE i.kind <> 'prepayment' AND NOT i.disputed"
-			   "                           AND i.due_at < $5 - make_interval(days => p.overdue_grace_days)) AS overdue"
-			   "     FROM customer_account.open_item i WHERE i.customer_id = c.customer_id AND i.currency = $3"
-			   "       AND i.settled_at IS NULL AND s.open_amount > 0) it ON true"
-			   " WHERE c.customer_id = $1",
-			   6, types);
-	values[0] = Int64GetDatum(customer_id);
-	values[1] = CStringGetTextDatum(channel_kind);
-	values[2] = CStringGetTextDatum(currency);
-	values[3] = Int32GetDatum(minor);
-	values[4] = TimestampTzGetDatum(at);
-	values[5] = DateADTGetDatum(this_month);
-	ca_execute(plan_facts, values, NULL, read_only, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CA_UNKNOWN),
-				 errmsg("unknown customer " INT64_FORMAT, customer_id)));
-	(void) ca_get_int64(0, 22, &n);
-	if (!n)
+	for (int k = 0; k < CHANNEL_KINDS; k++)
+		if (strcmp(ca_channel_kind_names[k], channel_kind) == 0)
+			kind = k;
+	ca_read_customer(customer_id, snap, &c);
+	if (c.merged)
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_UNKNOWN),
 				 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
-						customer_id, ca_get_int64(0, 22, NULL))));
+						customer_id, c.merged_into)));
+	pol = ca_credit_policy(kind, c.has_group ? c.group : NULL, currency);
 
 	memset(f, 0, sizeof(*f));
 	f->order_total = total;
-	f->blocked = ca_get_bool(0, 1, NULL);
-	since = ca_get_timestamptz(0, 2, NULL);
-	f->account_age_days = at > since ? (int32) ((at - since) / USECS_PER_DAY) : 0;
-	language = ca_get_text(0, 3);
-	f->explicit_limit = ca_get_int64(0, 4, &n);
-	f->has_explicit_limit = !n;
-	(void) ca_get_int64(0, 5, &n);
-	if (n)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("no credit policy applies to channel kind %s in %s", channel_kind, currency),
-				 errhint("Keep a default row in customer_account.credit_policy with channel_kind, customer_group and currency NULL.")));
-	p->default_credit_limit = ca_get_int64(0, 5, NULL);
-	p->first_order_limit = ca_get_int64(0, 6, NULL);
-	p->new_customer_days = ca_get_int32(0, 7, NULL);
-	p->new_customer_paid_orders = ca_get_int32(0, 8, NULL);
-	p->overdue_tolerance = ca_get_int64(0, 9, NULL);
-	p->max_return_rate = DatumGetFloat8(ca_get_datum(0, 10, &n));
-	p->return_rate_min_orders = ca_get_int32(0, 11, NULL);
-	p->dunning_block_level = ca_get_int32(0, 12, NULL);
-	/* column 13: open_amount (only gates the open-item scan) */
-	f->paid_orders = ca_get_int32(0, 14, NULL);
-	f->dunning_level = ca_get_int32(0, 15, NULL);
-	f->store_credit = ca_get_int64(0, 16, NULL);
-	f->orders_12m = ca_get_int32(0, 17, NULL);
-	f->purchased_12m = ca_get_int64(0, 18, NULL);
-	f->returned_12m = ca_get_int64(0, 19, NULL);
-	f->exposure = ca_get_int64(0, 20, NULL);
-	f->overdue = ca_get_int64(0, 21, NULL);
-	return language;
+	f->blocked = c.blocked;
+	f->account_age_days = at > c.since ? (int32) ((at - c.since) / USECS_PER_DAY) : 0;
+	f->has_explicit_limit = c.has_limit && c.limit_code == code;
+	f->explicit_limit = f->has_explicit_limit ? c.limit_units : 0;
+
+	p->default_credit_limit = ca_conf_to_units(pol->credit_limit, minor);
+	p->first_order_limit = ca_conf_to_units(pol->first_order_limit, minor);
+	p->new_customer_days = pol->new_customer_days;
+	p->new_customer_paid_orders = pol->new_customer_paid_orders;
+	p->overdue_tolerance = ca_conf_to_units(pol->overdue_tolerance, minor);
+	p->max_return_rate = pol->max_return_rate;
+	p->return_rate_min_orders = pol->return_rate_min_orders;
+	p->dunning_block_level = pol->dunning_block_level;
+
+	if (ca_read_states(customer_id, currency, snap, &st, 1) == 1)
+	{
+		PeriodSums	ps;
+
+		f->paid_orders = st.paid_orders;
+		f->dunning_level = st.dunning_level;
+		f->store_credit = st.store_credit;
+		ca_read_periods(customer_id, currency, month_minus(this_month, 12), this_month, snap, &ps);
+		f->orders_12m = ps.orders;
+		f->purchased_12m = ps.purchased;
+		f->returned_12m = ps.returned;
+		if (st.open_amount > 0)
+		{
+			ItemSums	items;
+
+			ca_read_items(customer_id, currency, at,
+						  at - (TimestampTz) pol->overdue_grace_days * USECS_PER_DAY, false, snap, &items);
+			f->exposure = items.exposure;
+			f->overdue = items.overdue_undisputed;
+		}
+	}
+	return pstrdup(c.language);
 }
 
-typedef struct MethodRow
+static PaymentMethodInfo
+method_info(const MethodConf *m, int kind, int minor)
 {
 	PaymentMethodInfo info;
-} MethodRow;
 
-static MethodRow *
-load_methods(const char *channel_kind, const char *currency, const char *only_method, bool read_only, int *nrows)
-{
-	Oid			types[3] = {TEXTOID, INT4OID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	MethodRow  *rows;
-
-	ca_prepare(&plan_methods,
-			   "SELECT code, settlement, (channel_kinds IS NULL OR $1 = ANY (channel_kinds::text[])),"
-			   "  round(min_amount * 10::numeric ^ $2)::bigint, round(max_amount * 10::numeric ^ $2)::bigint"
-			   " FROM customer_account.payment_method WHERE $3::text IS NULL OR code = $3"
-			   " ORDER BY sort_order, code",
-			   3, types);
-	values[0] = CStringGetTextDatum(channel_kind);
-	values[1] = Int32GetDatum(currency_minor_units(currency_pack(currency, 3)));
-	if (only_method)
-		values[2] = CStringGetTextDatum(only_method);
-	else
-		nulls[2] = 'n';
-	ca_execute(plan_methods, values, nulls, read_only, 0);
-	*nrows = (int) SPI_processed;
-	rows = palloc0(sizeof(MethodRow) * Max(*nrows, 1));
-	for (int i = 0; i < *nrows; i++)
-	{
-		PaymentMethodInfo *m = &rows[i].info;
-		char	   *settlement = ca_get_text(i, 2);
-		bool		n;
-
-		m->code = ca_get_text(i, 1);
-		m->settlement = strcmp(settlement, "credit") == 0 ? SETTLE_CREDIT :
-			strcmp(settlement, "prepaid") == 0 ? SETTLE_PREPAID : SETTLE_IMMEDIATE;
-		m->offered_on_kind = ca_get_bool(i, 3, NULL);
-		m->is_store_credit = strcmp(m->code, "store_credit") == 0;
-		m->min_units = ca_get_int64(i, 4, &n);
-		m->has_min = !n;
-		m->max_units = ca_get_int64(i, 5, &n);
-		m->has_max = !n;
-	}
-	return rows;
+	info.code = m->code;
+	info.settlement = m->settlement == 'c' ? SETTLE_CREDIT : m->settlement == 'p' ? SETTLE_PREPAID : SETTLE_IMMEDIATE;
+	info.offered_on_kind = m->all_kinds || (kind >= 0 && m->kinds[kind]);
+	info.is_store_credit = strcmp(m->code, "store_credit") == 0;
+	info.has_min = m->has_min;
+	info.min_units = m->has_min ? ca_conf_to_units(m->min_amount, minor) : 0;
+	info.has_max = m->has_max;
+	info.max_units = m->has_max ? ca_conf_to_units(m->max_amount, minor) : 0;
+	return info;
 }
 
 /*
@@ -207,21 +145,34 @@ payment_enforce(int64 customer_id, const char *channel, const char *channel_kind
 	PaymentPolicy p;
 	char	   *language;
 	int			n;
-	MethodRow  *rows;
+	const MethodConf *methods = ca_methods(&n);
+	const MethodConf *m = NULL;
+	PaymentMethodInfo info;
 	const char *code;
+	int			kind = -1;
 
-	rows = load_methods(channel_kind, currency, method, false, &n);
-	if (n == 0)
+	for (int k = 0; k < CHANNEL_KINDS; k++)
+		if (strcmp(ca_channel_kind_names[k], channel_kind) == 0)
+			kind = k;
+	for (int i = 0; i < n; i++)
+		if (strcmp(methods[i].code, method) == 0)
+			m = &methods[i];
+	if (m == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_UNKNOWN),
 				 errmsg("unknown payment method \"%s\"", method)));
+	info = method_info(m, kind, currency_minor_units(currency_pack(currency, 3)));
 	/* immediate methods offered on the channel need no account facts, except store credit */
-	if (rows[0].info.settlement == SETTLE_IMMEDIATE && rows[0].info.offered_on_kind
-		&& !rows[0].info.is_store_credit && !rows[0].info.has_min && !rows[0].info.has_max)
+	if (info.settlement == SETTLE_IMMEDIATE && info.offered_on_kind && !info.is_store_credit
+		&& !info.has_min && !info.has_max)
 		return;
 
-	language = payment_gather_facts(customer_id, currency, channel_kind, total, at, false, &f, &p);
-	code = decide_payment_method(&rows[0].info, &f, &p);
+	/*
+	 * The account row is locked by now; read with a fresh snapshot so that
+	 * what a concurrent writer committed before we got the lock counts.
+	 */
+	language = payment_gather_facts(customer_id, currency, channel_kind, total, at, GetLatestSnapshot(), &f, &p);
+	code = decide_payment_method(&info, &f, &p);
 	if (strcmp(code, "ok") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_REFUSED),
@@ -231,7 +182,7 @@ payment_enforce(int64 customer_id, const char *channel, const char *channel_kind
 				 errhint("customer_account.payment_options() lists the methods this customer may use.")));
 }
 
-/* channel -> kind and currency, RA002 when unknown */
+/* channel -> kind and currency, RA002 when unknown (inside SPI) */
 void
 load_channel(const char *channel, char **kind, char **currency, bool read_only)
 {
@@ -264,43 +215,42 @@ payment_options(PG_FUNCTION_ARGS)
 	CurrencyAmount *total = PG_GETARG_CURRENCY_AMOUNT_P(1);
 	char	   *channel = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char		currency[4];
-	char	   *kind;
-	char	   *channel_currency;
+	const ChannelConf *ch;
 	PaymentFacts f;
 	PaymentPolicy p;
 	char	   *language;
-	MethodRow  *rows;
+	const MethodConf *methods;
 	int			n;
+	int			minor;
 
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	currency_unpack(total->code, currency);
+	minor = currency_minor_units(total->code);
 	if (total->units <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("order total %s must be positive", currency_amount_to_cstring(total))));
-
-	ca_connect();
-	load_channel(channel, &kind, &channel_currency, true);
-	if (strcmp(channel_currency, currency) != 0)
+	ch = ca_channel(channel);
+	if (strcmp(ch->currency, currency) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("order total is in %s but channel \"%s\" sells in %s", currency, channel, channel_currency)));
-	language = payment_gather_facts(customer_id, currency, kind, total->units, GetCurrentTransactionStartTimestamp(),
-							true, &f, &p);
-	rows = load_methods(kind, currency, NULL, true, &n);
+				 errmsg("order total is in %s but channel \"%s\" sells in %s", currency, channel, ch->currency)));
+	language = payment_gather_facts(customer_id, currency, ca_channel_kind_names[ch->kind], total->units,
+									GetCurrentTransactionStartTimestamp(), GetActiveSnapshot(), &f, &p);
+	methods = ca_methods(&n);
 	for (int i = 0; i < n; i++)
 	{
-		const char *code = decide_payment_method(&rows[i].info, &f, &p);
+		PaymentMethodInfo info = method_info(&methods[i], ch->kind, minor);
+		const char *code = decide_payment_method(&info, &f, &p);
 		Datum		values[4];
 		bool		nulls[4] = {false, false, false, false};
 
-		values[0] = CStringGetTextDatum(rows[i].info.code);
+		values[0] = CStringGetTextDatum(info.code);
 		values[1] = BoolGetDatum(strcmp(code, "ok") == 0);
 		values[2] = CStringGetTextDatum(code);
 		values[3] = CStringGetTextDatum(reason_text(code, language));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	ca_finish();
 	return (Datum) 0;
 }
 

@@ -11,6 +11,7 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 #include "utils/date.h"
+#include "utils/snapshot.h"
 
 #include "payment_rules.h"
 #include "posting.h"
@@ -23,7 +24,7 @@ extern DateADT month_minus(DateADT month, int n);
 
 /* the facts and policy for one customer, currency and channel kind; returns the language */
 extern char *payment_gather_facts(int64 customer_id, const char *currency, const char *channel_kind,
-								  int64 total, TimestampTz at, bool read_only, PaymentFacts *f,
+								  int64 total, TimestampTz at, Snapshot snap, PaymentFacts *f,
 								  PaymentPolicy *p);
 
 #endif

@@ -48,7 +48,12 @@ ca_execute(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, lo
 Datum
 ca_get_datum(int row, int col, bool *isnull)
 {
-	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+	bool		n;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &n);
+
+	if (isnull)
+		*isnull = n;
+	return d;
 }
 
 int64

@@ -1,0 +1,727 @@
+/*-------------------------------------------------------------------------
+ *
+ * direct.c
+ *	  The read path of balance() and the payment decision.
+ *
+ *	  A till must never wait, so these reads do not go through SQL: they
+ *	  open the account tables and walk their B-tree indexes directly (one
+ *	  lookup of the account state, one short range of monthly counters, the
+ *	  customer's unsettled items only when needed).  The configuration
+ *	  tables (policy, credit policy, payment methods, channels, segment
+ *	  averages) are read once per backend and kept until a relcache
+ *	  invalidation says they changed: the config_changed trigger on those
+ *	  tables sends one with every write, so the next call sees an UPDATE.
+ *
+ *	  No permission check happens here: the SQL functions built on this are
+ *	  not granted to PUBLIC, and EXECUTE on them is the authorisation.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "currency.h"
+#include "direct.h"
+#include "money.h"
+#include "spi_util.h"
+
+const char *const ca_channel_kind_names[CHANNEL_KINDS] = {"webshop", "store", "marketplace", "callcenter", "app"};
+
+/* ------------------------------------------------------------------------
+ * relation and attribute numbers, resolved once per backend
+ * ------------------------------------------------------------------------
+ */
+typedef struct Rels
+{
+	bool		valid;
+	Oid			customer,
+				customer_pkey,
+				state,
+				state_pkey,
+				period,
+				period_pkey,
+				item,
+				item_unsettled;
+	/* customer */
+	AttrNumber	c_merged_into,
+				c_blocked,
+				c_since,
+				c_language,
+				c_limit,
+				c_group;
+	/* account_state */
+	AttrNumber	s_currency,
+				s_balance,
+				s_open,
+				s_credit,
+				s_revenue,
+				s_returned,
+				s_orders,
+				s_paid,
+				s_dunning,
+				s_next_due,
+				s_last_event,
+				s_last[CHANNEL_KINDS];
+	/* account_period */
+	AttrNumber	p_revenue,
+				p_purchased,
+				p_returned,
+				p_orders;
+	/* open_item */
+	AttrNumber	i_kind,
+				i_open,
+				i_due,
+				i_disputed;
+	/* configuration tables, for the invalidation callback */
+	Oid			conf[5];
+} Rels;
+
+static Rels rels;
+static bool conf_valid = false;
+static bool callback_registered = false;
+
+static Oid
+rel_oid(Oid nsp, const char *name)
+{
+	Oid			oid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(oid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation customer_account.%s does not exist", name),
+				 errhint("Is the extension installed? CREATE EXTENSION customer_account CASCADE.")));
+	return oid;
+}
+
+static AttrNumber
+att(Oid rel, const char *name)
+{
+	AttrNumber	a = get_attnum(rel, name);
+
+	if (a == InvalidAttrNumber)
+		elog(ERROR, "column %s of relation %u not found", name, rel);
+	return a;
+}
+
+static void
+relcache_callback(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid))
+	{
+		rels.valid = false;
+		conf_valid = false;
+		return;
+	}
+	if (!rels.valid)
+		return;
+	if (relid == rels.customer || relid == rels.state || relid == rels.period || relid == rels.item
+		|| relid == rels.customer_pkey || relid == rels.state_pkey || relid == rels.period_pkey
+		|| relid == rels.item_unsettled)
+		rels.valid = false;
+	for (int i = 0; i < (int) lengthof(rels.conf); i++)
+		if (relid == rels.conf[i])
+			conf_valid = false;
+}
+
+static void
+ensure_rels(void)
+{
+	Oid			nsp;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	if (rels.valid)
+		return;
+	nsp = get_namespace_oid("customer_account", false);
+	rels.customer = rel_oid(nsp, "customer");
+	rels.customer_pkey = rel_oid(nsp, "customer_pkey");
+	rels.state = rel_oid(nsp, "account_state");
+	rels.state_pkey = rel_oid(nsp, "account_state_pkey");
+	rels.period = rel_oid(nsp, "account_period");
+	rels.period_pkey = rel_oid(nsp, "account_period_pkey");
+	rels.item = rel_oid(nsp, "open_item");
+	rels.item_unsettled = rel_oid(nsp, "open_item_unsettled");
+	rels.conf[0] = rel_oid(nsp, "policy");
+	rels.conf[1] = rel_oid(nsp, "segment_stats");
+	rels.conf[2] = rel_oid(nsp, "credit_policy");
+	rels.conf[3] = rel_oid(nsp, "payment_method");
+	rels.conf[4] = rel_oid(nsp, "channel");
+
+	rels.c_merged_into = att(rels.customer, "merged_into");
+	rels.c_blocked = att(rels.customer, "blocked");
+	rels.c_since = att(rels.customer, "customer_since");
+	rels.c_language = att(rels.customer, "language");
+	rels.c_limit = att(rels.customer, "credit_limit");
+	rels.c_group = att(rels.customer, "customer_group");
+
+	rels.s_currency = att(rels.state, "currency");
+	rels.s_balance = att(rels.state, "balance");
+	rels.s_open = att(rels.state, "open_amount");
+	rels.s_credit = att(rels.state, "store_credit");
+	rels.s_revenue = att(rels.state, "lifetime_revenue");
+	rels.s_returned = att(rels.state, "lifetime_returned");
+	rels.s_orders = att(rels.state, "orders_count");
+	rels.s_paid = att(rels.state, "paid_orders");
+	rels.s_dunning = att(rels.state, "dunning_level");
+	rels.s_next_due = att(rels.state, "next_due_at");
+	rels.s_last_event = att(rels.state, "last_event_at");
+	rels.s_last[0] = att(rels.state, "last_webshop");
+	rels.s_last[1] = att(rels.state, "last_store");
+	rels.s_last[2] = att(rels.state, "last_marketplace");
+	rels.s_last[3] = att(rels.state, "last_callcenter");
+	rels.s_last[4] = att(rels.state, "last_app");
+
+	rels.p_revenue = att(rels.period, "revenue");
+	rels.p_purchased = att(rels.period, "purchased");
+	rels.p_returned = att(rels.period, "returned");
+	rels.p_orders = att(rels.period, "orders");
+
+	rels.i_kind = att(rels.item, "kind");
+	rels.i_open = att(rels.item, "open");
+	rels.i_due = att(rels.item, "due_at");
+	rels.i_disputed = att(rels.item, "disputed");
+	rels.valid = true;
+}
+
+/* ------------------------------------------------------------------------
+ * index scans
+ * ------------------------------------------------------------------------
+ */
+typedef struct DirectScan
+{
+	Relation	heap;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+} DirectScan;
+
+static void
+key_init(ScanKey key, Relation index, AttrNumber col, StrategyNumber strategy, RegProcedure proc, Datum arg)
+{
+	ScanKeyEntryInitialize(key, 0, col, strategy, InvalidOid, index->rd_indcollation[col - 1], proc, arg);
+}
+
+static void
+scan_begin(DirectScan *ds, Oid heap, Oid index, Snapshot snap)
+{
+	ds->heap = table_open(heap, AccessShareLock);
+	ds->index = index_open(index, AccessShareLock);
+	ds->slot = table_slot_create(ds->heap, NULL);
+	ds->scan = NULL;
+	(void) snap;
+}
+
+static void
+scan_keys(DirectScan *ds, Snapshot snap, ScanKey keys, int nkeys)
+{
+	ds->scan = index_beginscan(ds->heap, ds->index, snap, nkeys, 0);
+	index_rescan(ds->scan, keys, nkeys, NULL, 0);
+}
+
+static void
+scan_end(DirectScan *ds)
+{
+	if (ds->scan)
+		index_endscan(ds->scan);
+	ExecDropSingleTupleTableSlot(ds->slot);
+	index_close(ds->index, AccessShareLock);
+	table_close(ds->heap, AccessShareLock);
+}
+
+static int64
+slot_int64(TupleTableSlot *slot, AttrNumber a, bool *isnull)
+{
+	bool		n;
+	Datum		d = slot_getattr(slot, a, &n);
+
+	if (isnull)
+		*isnull = n;
+	return n ? 0 : DatumGetInt64(d);
+}
+
+static int32
+slot_int32(TupleTableSlot *slot, AttrNumber a)
+{
+	bool		n;
+	Datum		d = slot_getattr(slot, a, &n);
+
+	return n ? 0 : DatumGetInt32(d);
+}
+
+static TimestampTz
+slot_ts(TupleTableSlot *slot, AttrNumber a, bool *has)
+{
+	bool		n;
+	Datum		d = slot_getattr(slot, a, &n);
+
+	*has = !n;
+	return n ? 0 : DatumGetTimestampTz(d);
+}
+
+static void
+slot_text(TupleTableSlot *slot, AttrNumber a, char *buf, int buflen, bool *has)
+{
+	bool		n;
+	Datum		d = slot_getattr(slot, a, &n);
+
+	if (has)
+		*has = !n;
+	buf[0] = '\0';
+	if (!n)
+	{
+		text	   *t = DatumGetTextPP(d);
+		int			len = Min((int) VARSIZE_ANY_EXHDR(t), buflen - 1);
+
+		memcpy(buf, VARDATA_ANY(t), len);
+		buf[len] = '\0';
+	}
+}
+
+static Datum
+text_datum(const char *s)
+{
+	return PointerGetDatum(cstring_to_text(s));
+}
+
+void
+ca_read_customer(int64 customer_id, Snapshot snap, CustomerRow *row)
+{
+	DirectScan	ds;
+	ScanKeyData key[1];
+	bool		found;
+
+	ensure_rels();
+	memset(row, 0, sizeof(*row));
+	scan_begin(&ds, rels.customer, rels.customer_pkey, snap);
+	key_init(&key[0], ds.index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
+	scan_keys(&ds, snap, key, 1);
+	found = index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot);
+	if (found)
+	{
+		bool		n;
+		bool		has;
+		Datum		d;
+
+		row->merged_into = slot_int64(ds.slot, rels.c_merged_into, &n);
+		row->merged = !n;
+		d = slot_getattr(ds.slot, rels.c_blocked, &n);
+		row->blocked = !n && DatumGetBool(d);
+		row->since = slot_ts(ds.slot, rels.c_since, &has);
+		slot_text(ds.slot, rels.c_language, row->language, sizeof(row->language), NULL);
+		d = slot_getattr(ds.slot, rels.c_limit, &n);
+		if (!n)
+		{
+			CurrencyAmount *ca = DatumGetCurrencyAmountP(d);
+
+			row->has_limit = true;
+			row->limit_units = ca->units;
+			row->limit_code = ca->code;
+		}
+		slot_text(ds.slot, rels.c_group, row->group, sizeof(row->group), &row->has_group);
+	}
+	scan_end(&ds);
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_CA_UNKNOWN),
+				 errmsg("unknown customer " INT64_FORMAT, customer_id)));
+}
+
+int
+ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow *rows, int max)
+{
+	DirectScan	ds;
+	ScanKeyData key[2];
+	int			n = 0;
+
+	ensure_rels();
+	scan_begin(&ds, rels.state, rels.state_pkey, snap);
+	key_init(&key[0], ds.index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
+	if (currency)
+		key_init(&key[1], ds.index, 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(currency));
+	scan_keys(&ds, snap, key, currency ? 2 : 1);
+	while (n < max && index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
+	{
+		StateRow   *r = &rows[n++];
+
+		slot_text(ds.slot, rels.s_currency, r->currency, sizeof(r->currency), NULL);
+		r->balance = slot_int64(ds.slot, rels.s_balance, NULL);
+		r->open_amount = slot_int64(ds.slot, rels.s_open, NULL);
+		r->store_credit = slot_int64(ds.slot, rels.s_credit, NULL);
+		r->lifetime_revenue = slot_int64(ds.slot, rels.s_revenue, NULL);
+		r->lifetime_returned = slot_int64(ds.slot, rels.s_returned, NULL);
+		r->orders_count = slot_int32(ds.slot, rels.s_orders);
+		r->paid_orders = slot_int32(ds.slot, rels.s_paid);
+		r->dunning_level = slot_int32(ds.slot, rels.s_dunning);
+		r->next_due = slot_ts(ds.slot, rels.s_next_due, &r->has_next_due);
+		r->last_event = slot_ts(ds.slot, rels.s_last_event, &r->has_last_event);
+		for (int k = 0; k < CHANNEL_KINDS; k++)
+			r->last[k] = slot_ts(ds.slot, rels.s_last[k], &r->has_last[k]);
+	}
+	scan_end(&ds);
+	return n;
+}
+
+void
+ca_read_periods(int64 customer_id, const char *currency, DateADT after, DateADT upto, Snapshot snap,
+				PeriodSums *sums)
+{
+	DirectScan	ds;
+	ScanKeyData key[4];
+
+	ensure_rels();
+	memset(sums, 0, sizeof(*sums));
+	scan_begin(&ds, rels.period, rels.period_pkey, snap);
+	key_init(&key[0], ds.index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
+	key_init(&key[1], ds.index, 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(currency));
+	key_init(&key[2], ds.index, 3, BTGreaterStrategyNumber, F_DATE_GT, DateADTGetDatum(after));
+	key_init(&key[3], ds.index, 3, BTLessEqualStrategyNumber, F_DATE_LE, DateADTGetDatum(upto));
+	scan_keys(&ds, snap, key, 4);
+	while (index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
+	{
+		sums->revenue += slot_int64(ds.slot, rels.p_revenue, NULL);
+		sums->purchased += slot_int64(ds.slot, rels.p_purchased, NULL);
+		sums->returned += slot_int64(ds.slot, rels.p_returned, NULL);
+		sums->orders += slot_int32(ds.slot, rels.p_orders);
+	}
+	scan_end(&ds);
+}
+
+void
+ca_read_items(int64 customer_id, const char *currency, TimestampTz due_before,
+			  TimestampTz undisputed_due_before, bool only_due_before, Snapshot snap, ItemSums *sums)
+{
+	DirectScan	ds;
+	ScanKeyData key[3];
+
+	ensure_rels();
+	memset(sums, 0, sizeof(*sums));
+	scan_begin(&ds, rels.item, rels.item_unsettled, snap);
+	key_init(&key[0], ds.index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
+	key_init(&key[1], ds.index, 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(currency));
+	if (only_due_before)
+		key_init(&key[2], ds.index, 3, BTLessStrategyNumber, F_TIMESTAMPTZ_LT, TimestampTzGetDatum(due_before));
+	scan_keys(&ds, snap, key, only_due_before ? 3 : 2);
+	while (index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
+	{
+		char		kind[16];
+		bool		has;
+		int64		open = slot_int64(ds.slot, rels.i_open, NULL);
+		TimestampTz due = slot_ts(ds.slot, rels.i_due, &has);
+		bool		n;
+		bool		disputed = DatumGetBool(slot_getattr(ds.slot, rels.i_disputed, &n));
+
+		sums->open += open;
+		slot_text(ds.slot, rels.i_kind, kind, sizeof(kind), NULL);
+		if (strcmp(kind, "prepayment") == 0)
+			continue;
+		sums->exposure += open;
+		if (due < due_before)
+		{
+			sums->overdue += open;
+			if (!sums->has_oldest || due < sums->oldest_due)
+				sums->oldest_due = due;
+			sums->has_oldest = true;
+		}
+		if (due < undisputed_due_before && !disputed)
+			sums->overdue_undisputed += open;
+	}
+	scan_end(&ds);
+}
+
+/* ------------------------------------------------------------------------
+ * the configuration cache
+ * ------------------------------------------------------------------------
+ */
+typedef struct SegmentAvg
+{
+	char		currency[4];
+	double		avg;
+} SegmentAvg;
+
+static MemoryContext conf_cxt = NULL;
+static PolicyConf policy_conf;
+static SegmentAvg *segments;
+static int	nsegments;
+static CreditPolicyConf *credit_policies;
+static int	ncredit_policies;
+static MethodConf *methods;
+static int	nmethods;
+static ChannelConf *channels;
+static int	nchannels;
+
+static int
+kind_index(const char *kind)
+{
+	for (int k = 0; k < CHANNEL_KINDS; k++)
+		if (strcmp(ca_channel_kind_names[k], kind) == 0)
+			return k;
+	return -1;
+}
+
+static void
+copy_text(char *dst, int len, int row, int col, bool *has)
+{
+	char	   *s = ca_get_text(row, col);
+
+	if (has)
+		*has = (s != NULL);
+	strlcpy(dst, s ? s : "", len);
+}
+
+static void
+load_conf(void)
+{
+	MemoryContext old;
+
+	ensure_rels();
+	if (conf_cxt == NULL)
+		conf_cxt = AllocSetContextCreate(CacheMemoryContext, "customer_account config cache",
+										 ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(conf_cxt);
+	/* mark valid first: an invalidation arriving while we read clears it again */
+	conf_valid = true;
+
+	ca_connect();
+	if (SPI_execute("SELECT coalesce(max(new_customer_days), 90), coalesce(max(segment_band), 0.25)::float8,"
+					" coalesce(max(incentive_after_days), 180) FROM customer_account.policy", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read customer_account.policy");
+	policy_conf.new_customer_days = ca_get_int32(0, 1, NULL);
+	policy_conf.segment_band = DatumGetFloat8(ca_get_datum(0, 2, NULL));
+	policy_conf.incentive_after_days = ca_get_int32(0, 3, NULL);
+
+	if (SPI_execute("SELECT currency, avg_revenue_12m::float8 FROM customer_account.segment_stats", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read customer_account.segment_stats");
+	nsegments = (int) SPI_processed;
+	segments = MemoryContextAllocZero(conf_cxt, sizeof(SegmentAvg) * Max(nsegments, 1));
+	for (int i = 0; i < nsegments; i++)
+	{
+		copy_text(segments[i].currency, sizeof(segments[i].currency), i, 1, NULL);
+		segments[i].avg = DatumGetFloat8(ca_get_datum(i, 2, NULL));
+	}
+
+	if (SPI_execute("SELECT channel_kind::text, customer_group, currency, round(credit_limit * 10000)::bigint,"
+					" round(first_order_limit * 10000)::bigint, new_customer_days, new_customer_paid_orders,"
+					" round(overdue_tolerance * 10000)::bigint, overdue_grace_days, max_return_rate::float8,"
+					" return_rate_min_orders, dunning_block_level"
+					" FROM customer_account.credit_policy"
+					" ORDER BY customer_group IS NULL, channel_kind IS NULL, currency IS NULL, policy_id", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read customer_account.credit_policy");
+	ncredit_policies = (int) SPI_processed;
+	credit_policies = MemoryContextAllocZero(conf_cxt, sizeof(CreditPolicyConf) * Max(ncredit_policies, 1));
+	for (int i = 0; i < ncredit_policies; i++)
+	{
+		CreditPolicyConf *c = &credit_policies[i];
+		bool		has;
+
+		copy_text(c->kind, sizeof(c->kind), i, 1, &has);
+		c->any_kind = !has;
+		copy_text(c->group, sizeof(c->group), i, 2, &has);
+		c->any_group = !has;
+		copy_text(c->currency, sizeof(c->currency), i, 3, &has);
+		c->any_currency = !has;
+		c->credit_limit = ca_get_int64(i, 4, NULL);
+		c->first_order_limit = ca_get_int64(i, 5, NULL);
+		c->new_customer_days = ca_get_int32(i, 6, NULL);
+		c->new_customer_paid_orders = ca_get_int32(i, 7, NULL);
+		c->overdue_tolerance = ca_get_int64(i, 8, NULL);
+		c->overdue_grace_days = ca_get_int32(i, 9, NULL);
+		c->max_return_rate = DatumGetFloat8(ca_get_datum(i, 10, NULL));
+		c->return_rate_min_orders = ca_get_int32(i, 11, NULL);
+		c->dunning_block_level = ca_get_int32(i, 12, NULL);
+	}
+
+	if (SPI_execute("SELECT code, settlement, channel_kinds::text[], round(min_amount * 10000)::bigint,"
+					" round(max_amount * 10000)::bigint FROM customer_account.payment_method ORDER BY sort_order, code",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read customer_account.payment_method");
+	nmethods = (int) SPI_processed;
+	methods = MemoryContextAllocZero(conf_cxt, sizeof(MethodConf) * Max(nmethods, 1));
+	for (int i = 0; i < nmethods; i++)
+	{
+		MethodConf *m = &methods[i];
+		char	   *settlement = ca_get_text(i, 2);
+		bool		n;
+		Datum		kinds = ca_get_datum(i, 3, &n);
+
+		copy_text(m->code, sizeof(m->code), i, 1, NULL);
+		m->settlement = settlement[0] == 'c' ? 'c' : settlement[0] == 'p' ? 'p' : 'i';
+		m->all_kinds = n;
+		if (!n)
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(kinds);
+			Datum	   *elems;
+			bool	   *enulls;
+			int			nelems;
+
+			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &nelems);
+			for (int e = 0; e < nelems; e++)
+			{
+				int			k;
+
+				if (enulls[e])
+					continue;
+				k = kind_index(TextDatumGetCString(elems[e]));
+				if (k >= 0)
+					m->kinds[k] = true;
+			}
+		}
+		m->min_amount = ca_get_int64(i, 4, &n);
+		m->has_min = !n;
+		m->max_amount = ca_get_int64(i, 5, &n);
+		m->has_max = !n;
+	}
+
+	if (SPI_execute("SELECT code, kind::text, currency, payment_term_days FROM customer_account.channel",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read customer_account.channel");
+	nchannels = (int) SPI_processed;
+	channels = MemoryContextAllocZero(conf_cxt, sizeof(ChannelConf) * Max(nchannels, 1));
+	for (int i = 0; i < nchannels; i++)
+	{
+		char		kind[16];
+
+		copy_text(channels[i].code, sizeof(channels[i].code), i, 1, NULL);
+		copy_text(kind, sizeof(kind), i, 2, NULL);
+		channels[i].kind = kind_index(kind);
+		copy_text(channels[i].currency, sizeof(channels[i].currency), i, 3, NULL);
+		channels[i].payment_term_days = ca_get_int32(i, 4, NULL);
+	}
+	ca_finish();
+	old = CurrentMemoryContext;
+	(void) old;
+}
+
+static void
+ensure_conf(void)
+{
+	ensure_rels();
+	/* process pending invalidations, so a committed UPDATE is seen now */
+	AcceptInvalidationMessages();
+	if (!conf_valid)
+		load_conf();
+}
+
+const PolicyConf *
+ca_policy(void)
+{
+	ensure_conf();
+	return &policy_conf;
+}
+
+bool
+ca_segment_avg(const char *currency, double *avg)
+{
+	ensure_conf();
+	for (int i = 0; i < nsegments; i++)
+		if (strcmp(segments[i].currency, currency) == 0)
+		{
+			*avg = segments[i].avg;
+			return true;
+		}
+	return false;
+}
+
+const CreditPolicyConf *
+ca_credit_policy(int kind, const char *group, const char *currency)
+{
+	ensure_conf();
+	/* rows are ordered most specific first: the first match wins */
+	for (int i = 0; i < ncredit_policies; i++)
+	{
+		const CreditPolicyConf *c = &credit_policies[i];
+
+		if (!c->any_kind && (kind < 0 || strcmp(c->kind, ca_channel_kind_names[kind]) != 0))
+			continue;
+		if (!c->any_group && (group == NULL || strcmp(c->group, group) != 0))
+			continue;
+		if (!c->any_currency && strcmp(c->currency, currency) != 0)
+			continue;
+		return c;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIG_FILE_ERROR),
+			 errmsg("no credit policy applies to channel kind %s in %s",
+					kind >= 0 ? ca_channel_kind_names[kind] : "?", currency),
+			 errhint("Keep a default row in customer_account.credit_policy with channel_kind, customer_group and currency NULL.")));
+	return NULL;
+}
+
+const MethodConf *
+ca_methods(int *n)
+{
+	ensure_conf();
+	*n = nmethods;
+	return methods;
+}
+
+const ChannelConf *
+ca_channel(const char *code)
+{
+	ensure_conf();
+	for (int i = 0; i < nchannels; i++)
+		if (strcmp(channels[i].code, code) == 0)
+			return &channels[i];
+	ereport(ERROR,
+			(errcode(ERRCODE_CA_UNKNOWN),
+			 errmsg("unknown channel \"%s\"", code),
+			 errhint("Channels are added with customer_account.add_channel().")));
+	return NULL;
+}
+
+int64
+ca_conf_to_units(int64 conf_amount, int minor)
+{
+	/* round half away from zero to the minor unit */
+	int64		div = pow10_int64(4 - Min(minor, 4));
+	int64		q = conf_amount / div;
+	int64		r = conf_amount % div;
+
+	if (2 * (r < 0 ? -r : r) >= div)
+		q += conf_amount < 0 ? -1 : 1;
+	return q;
+}
+
+/*
+ * config_changed: AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH
+ * STATEMENT on the configuration tables.  Sends a relcache invalidation for
+ * the table, so that every backend reloads its cache before the next call.
+ */
+PG_FUNCTION_INFO_V1(config_changed);
+Datum
+config_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("config_changed: not called by trigger manager")));
+	trig = (TriggerData *) fcinfo->context;
+	CacheInvalidateRelcache(trig->tg_relation);
+	return PointerGetDatum(NULL);
+}
