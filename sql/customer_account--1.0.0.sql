@@ -723,7 +723,10 @@ CREATE FUNCTION @extschema@.place_order(order_no text, customer_id bigint, chann
         payment_method text, placed_at timestamptz DEFAULT now())
 RETURNS @extschema@.currency_amount LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
 DECLARE
-    ch channel;
+    known_customer boolean;
+    merged bigint;
+    ch_currency text;
+    known_method boolean;
     total currency_amount;
     existing orders;
     same boolean;
@@ -731,21 +734,29 @@ BEGIN
     IF order_no IS NULL OR btrim(order_no) = '' THEN
         RAISE EXCEPTION 'an order needs an order number' USING ERRCODE = '22023';
     END IF;
-    PERFORM require_customer(customer_id);
-    SELECT * INTO ch FROM channel c WHERE c.code = place_order.channel;
-    IF NOT FOUND THEN
+    -- one query for everything the order names
+    SELECT c.customer_id IS NOT NULL, c.merged_into,
+           (SELECT x.currency FROM channel x WHERE x.code = place_order.channel),
+           EXISTS (SELECT 1 FROM payment_method m WHERE m.code = place_order.payment_method)
+    INTO known_customer, merged, ch_currency, known_method
+    FROM (SELECT 1) one LEFT JOIN customer c ON c.customer_id = place_order.customer_id;
+    IF NOT known_customer THEN
+        RAISE EXCEPTION 'unknown customer %', coalesce(customer_id::text, 'NULL') USING ERRCODE = 'RA002';
+    ELSIF merged IS NOT NULL THEN
+        RAISE EXCEPTION 'customer % was merged into customer %', customer_id, merged USING ERRCODE = 'RA002',
+            HINT = format('Use the surviving customer %s.', merged);
+    ELSIF ch_currency IS NULL THEN
         RAISE EXCEPTION 'unknown channel "%"', channel USING ERRCODE = 'RA002';
-    END IF;
-    PERFORM 1 FROM payment_method m WHERE m.code = place_order.payment_method;
-    IF NOT FOUND THEN
+    ELSIF NOT known_method THEN
         RAISE EXCEPTION 'unknown payment method "%"', payment_method USING ERRCODE = 'RA002';
     END IF;
     IF lines IS NULL OR jsonb_typeof(lines) <> 'array' OR jsonb_array_length(lines) = 0 THEN
         RAISE EXCEPTION 'order lines must be a non-empty JSON array' USING ERRCODE = '22023',
             HINT = 'Write lines like [{"sku":"A1","qty":2,"unit_price":"19.99 EUR","returnable":true}].';
     END IF;
-    -- validate every line before anything is written
-    PERFORM 1 FROM jsonb_array_elements(lines) WITH ORDINALITY AS l(j, n)
+    -- every line is validated (the WHERE runs before the sum sees the row)
+    SELECT sum((j ->> 'unit_price')::currency_amount * (j ->> 'qty')::integer) INTO total
+    FROM jsonb_array_elements(lines) WITH ORDINALITY AS l(j, n)
     WHERE CASE
         WHEN jsonb_typeof(j) <> 'object' THEN line_error(n, 'is not an object')
         WHEN jsonb_typeof(j -> 'sku') IS DISTINCT FROM 'string' OR j ->> 'sku' = '' THEN line_error(n, 'needs a "sku" string')
@@ -754,11 +765,9 @@ BEGIN
         WHEN (j ->> 'qty')::numeric > 2147483647 THEN line_error(n, 'has a quantity out of range')
         WHEN jsonb_typeof(j -> 'unit_price') IS DISTINCT FROM 'string' THEN line_error(n, 'needs a "unit_price" such as "19.99 EUR"')
         WHEN j ? 'returnable' AND jsonb_typeof(j -> 'returnable') <> 'boolean' THEN line_error(n, 'has a "returnable" that is not true or false')
-        ELSE false END;
-    SELECT sum((j ->> 'unit_price')::currency_amount * (j ->> 'qty')::integer) INTO total
-    FROM jsonb_array_elements(lines) j;
-    IF currency_of(total) <> ch.currency THEN
-        RAISE EXCEPTION 'order "%" is in % but channel "%" sells in %', order_no, currency_of(total), channel, ch.currency
+        ELSE true END;
+    IF currency_of(total) <> ch_currency THEN
+        RAISE EXCEPTION 'order "%" is in % but channel "%" sells in %', order_no, currency_of(total), channel, ch_currency
             USING ERRCODE = '22023';
     END IF;
 
@@ -835,6 +844,11 @@ CREATE FUNCTION @extschema@.record_payment(payment_ref text, customer_id bigint,
         method text, channel text, order_no text DEFAULT NULL, received_at timestamptz DEFAULT now())
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
 DECLARE
+    known_customer boolean;
+    merged bigint;
+    known_channel boolean;
+    known_method boolean;
+    known_order boolean;
     existing payment;
 BEGIN
     IF payment_ref IS NULL OR btrim(payment_ref) = '' THEN
@@ -843,20 +857,23 @@ BEGIN
     IF amount IS NULL THEN
         RAISE EXCEPTION 'a payment needs an amount' USING ERRCODE = '22023';
     END IF;
-    PERFORM require_customer(customer_id);
-    PERFORM 1 FROM payment_method m WHERE m.code = record_payment.method;
-    IF NOT FOUND THEN
+    SELECT c.customer_id IS NOT NULL, c.merged_into,
+           EXISTS (SELECT 1 FROM channel x WHERE x.code = record_payment.channel),
+           EXISTS (SELECT 1 FROM payment_method m WHERE m.code = record_payment.method),
+           record_payment.order_no IS NULL OR EXISTS (SELECT 1 FROM orders o WHERE o.order_no = record_payment.order_no)
+    INTO known_customer, merged, known_channel, known_method, known_order
+    FROM (SELECT 1) one LEFT JOIN customer c ON c.customer_id = record_payment.customer_id;
+    IF NOT known_customer THEN
+        RAISE EXCEPTION 'unknown customer %', coalesce(customer_id::text, 'NULL') USING ERRCODE = 'RA002';
+    ELSIF merged IS NOT NULL THEN
+        RAISE EXCEPTION 'customer % was merged into customer %', customer_id, merged USING ERRCODE = 'RA002',
+            HINT = format('Use the surviving customer %s.', merged);
+    ELSIF NOT known_method THEN
         RAISE EXCEPTION 'unknown payment method "%"', method USING ERRCODE = 'RA002';
-    END IF;
-    PERFORM 1 FROM channel c WHERE c.code = record_payment.channel;
-    IF NOT FOUND THEN
+    ELSIF NOT known_channel THEN
         RAISE EXCEPTION 'unknown channel "%"', channel USING ERRCODE = 'RA002';
-    END IF;
-    IF order_no IS NOT NULL THEN
-        PERFORM 1 FROM orders o WHERE o.order_no = record_payment.order_no;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'unknown order "%"', order_no USING ERRCODE = 'RA002';
-        END IF;
+    ELSIF NOT known_order THEN
+        RAISE EXCEPTION 'unknown order "%"', order_no USING ERRCODE = 'RA002';
     END IF;
     INSERT INTO payment AS p (payment_ref, customer_id, amount, method, channel, order_no, received_at)
     VALUES (payment_ref, customer_id, amount, method, channel, order_no, coalesce(received_at, now()))

@@ -30,9 +30,11 @@
 #include "utils/datetime.h"
 #include "utils/datum.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "currency.h"
+#include "direct.h"
 #include "money.h"
 #include "payment.h"
 #include "posting.h"
@@ -470,71 +472,93 @@ typedef struct OrderFacts
 	bool		offered;
 } OrderFacts;
 
-static SPIPlanPtr plan_order_facts;
-static SPIPlanPtr plan_customer_check;
 
-/* RA002 for an unknown or merged customer */
+/*
+ * RA002 for an unknown or merged customer.  Read with a fresh snapshot: a
+ * merge that committed while this writer waited for the customer's row
+ * (the foreign-key check) must be seen.
+ */
 void
 check_customer(int64 customer_id)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
-	bool		merged_null;
-	int64		merged;
+	CustomerRow c;
 
-	ca_prepare(&plan_customer_check,
-			   "SELECT merged_into FROM customer_account.customer WHERE customer_id = $1",
-			   1, types);
-	values[0] = Int64GetDatum(customer_id);
-	ca_execute(plan_customer_check, values, NULL, true, 1);
-	if (SPI_processed == 0)
+	ca_read_customer(customer_id, GetLatestSnapshot(), &c);
+	if (c.merged)
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_UNKNOWN),
-				 errmsg("unknown customer " INT64_FORMAT, customer_id)));
-	merged = ca_get_int64(0, 1, &merged_null);
-	if (!merged_null)
-		ereport(ERROR,
-				(errcode(ERRCODE_CA_UNKNOWN),
-				 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT, customer_id, merged),
-				 errhint("Book on the surviving customer " INT64_FORMAT ".", merged)));
+				 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT, customer_id, c.merged_into),
+				 errhint("Book on the surviving customer " INT64_FORMAT ".", c.merged_into)));
 }
 
+/* channel and method facts, from the configuration cache; RA002 when unknown */
 static void
 load_order_facts(const char *channel, const char *method, OrderFacts *f)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	const ChannelConf *ch = ca_channel(channel);
+	const MethodConf *methods;
+	const MethodConf *m = NULL;
+	int			n;
 
-	ca_prepare(&plan_order_facts,
-			   "SELECT c.kind::text, c.currency, c.payment_term_days, m.settlement,"
-			   " (m.channel_kinds IS NULL OR c.kind = ANY (m.channel_kinds)),"
-			   " EXISTS (SELECT 1 FROM customer_account.channel WHERE code = $1)"
-			   " FROM customer_account.channel c, customer_account.payment_method m"
-			   " WHERE c.code = $1 AND m.code = $2",
-			   2, types);
-	values[0] = CStringGetTextDatum(channel);
-	values[1] = CStringGetTextDatum(method);
-	ca_execute(plan_order_facts, values, NULL, true, 1);
-	if (SPI_processed == 0)
-	{
-		Oid			t1[1] = {TEXTOID};
-		SPIPlanPtr	p = SPI_prepare("SELECT 1 FROM customer_account.channel WHERE code = $1", 1, t1);
-
-		if (SPI_execute_plan(p, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_CA_UNKNOWN),
-					 errmsg("unknown channel \"%s\"", channel),
-					 errhint("Channels are added with customer_account.add_channel().")));
+	methods = ca_methods(&n);
+	for (int i = 0; i < n; i++)
+		if (strcmp(methods[i].code, method) == 0)
+			m = &methods[i];
+	if (m == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_UNKNOWN),
 				 errmsg("unknown payment method \"%s\"", method),
 				 errhint("Payment methods are added with customer_account.add_payment_method().")));
+	f->channel_kind = (char *) ca_channel_kind_names[ch->kind];
+	f->channel_currency = (char *) ch->currency;
+	f->payment_term_days = ch->payment_term_days;
+	f->settlement = m->settlement == 'c' ? "credit" : m->settlement == 'p' ? "prepaid" : "immediate";
+	f->offered = m->all_kinds || m->kinds[ch->kind];
+}
+
+/*
+ * The orders booked in this transaction, so that their lines (inserted
+ * right after) are checked without a query.  A hit is trusted only while
+ * the booking (sub)transaction is still alive; the foreign key on
+ * order_line catches anything else.
+ */
+#define RECENT_ORDERS 8
+typedef struct RecentOrder
+{
+	char		order_no[64];
+	int64		customer_id;
+	int32		code;
+	TransactionId xid;
+} RecentOrder;
+static RecentOrder recent_orders[RECENT_ORDERS];
+static int	recent_next = 0;
+
+static void
+remember_order(const char *order_no, int64 customer_id, int32 code)
+{
+	RecentOrder *r = &recent_orders[recent_next];
+
+	if (strlen(order_no) >= sizeof(r->order_no))
+		return;
+	strlcpy(r->order_no, order_no, sizeof(r->order_no));
+	r->customer_id = customer_id;
+	r->code = code;
+	r->xid = GetCurrentTransactionId();
+	recent_next = (recent_next + 1) % RECENT_ORDERS;
+}
+
+static RecentOrder *
+recent_order(const char *order_no)
+{
+	for (int i = 0; i < RECENT_ORDERS; i++)
+	{
+		RecentOrder *r = &recent_orders[i];
+
+		if (TransactionIdIsValid(r->xid) && strcmp(r->order_no, order_no) == 0
+			&& TransactionIdIsCurrentTransactionId(r->xid))
+			return r;
 	}
-	f->channel_kind = ca_get_text(0, 1);
-	f->channel_currency = ca_get_text(0, 2);
-	f->payment_term_days = ca_get_int32(0, 3, NULL);
-	f->settlement = ca_get_text(0, 4);
-	f->offered = ca_get_bool(0, 5, NULL);
+	return NULL;
 }
 
 static void
@@ -654,6 +678,7 @@ post_order(HeapTuple tup, TupleDesc td)
 		}
 	}
 	apply_delta(customer_id, currency, &d);
+	remember_order(order_no, customer_id, total->code);
 }
 
 static SPIPlanPtr plan_order_items_open;
@@ -760,7 +785,6 @@ post_cancel(HeapTuple tup, TupleDesc td, TimestampTz cancelled_at)
  * ------------------------------------------------------------------------
  */
 static SPIPlanPtr plan_order_of_payment;
-static SPIPlanPtr plan_channel_kind;
 
 static void
 post_payment(HeapTuple tup, TupleDesc td)
@@ -789,19 +813,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 						currency_amount_to_cstring(amount)),
 				 errhint("Money paid out to the customer is a refund, not a negative payment.")));
 	check_customer(customer_id);
-	{
-		Oid			types[1] = {TEXTOID};
-
-		ca_prepare(&plan_channel_kind,
-				   "SELECT kind::text FROM customer_account.channel WHERE code = $1", 1, types);
-		values[0] = CStringGetTextDatum(channel);
-		ca_execute(plan_channel_kind, values, NULL, true, 1);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_CA_UNKNOWN),
-					 errmsg("unknown channel \"%s\"", channel)));
-		channel_kind = ca_get_text(0, 1);
-	}
+	channel_kind = (char *) ca_channel_kind_names[ca_channel(channel)->kind];
 	if (order_no != NULL)
 	{
 		Oid			types[1] = {TEXTOID};
@@ -1015,6 +1027,17 @@ order_line_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unit price %s on order \"%s\" must not be negative", currency_amount_to_cstring(price), order_no)));
 
+	{
+		RecentOrder *r = recent_order(order_no);
+
+		if (r != NULL)
+		{
+			if (r->code != price->code)
+				check_same_currency(r->code, price->code, "book");
+			order_customer = r->customer_id;
+			goto have_order;
+		}
+	}
 	ca_connect();
 	ca_prepare(&plan_line_order,
 			   "SELECT customer_id, total, xmin::text::bigint FROM customer_account.orders WHERE order_no = $1",
@@ -1040,6 +1063,7 @@ order_line_check(PG_FUNCTION_ARGS)
 	}
 	ca_finish();
 
+have_order:
 	/* fill in or check the customer */
 	{
 		int			attno = SPI_fnumber(td, "customer_id");
