@@ -20,12 +20,15 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/sysattr.h"
 #include "access/relation.h"
 #include "access/skey.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "common/int.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -62,7 +65,15 @@ typedef struct Rels
 				period,
 				period_pkey,
 				item,
-				item_unsettled;
+				item_unsettled,
+				orders,
+				orders_pkey,
+				line,
+				line_pkey;
+	AttrNumber	o_customer,
+				o_total,
+				l_price,
+				l_qty;
 	/* customer */
 	AttrNumber	c_merged_into,
 				c_blocked,
@@ -137,7 +148,8 @@ relcache_callback(Datum arg, Oid relid)
 		return;
 	if (relid == rels.customer || relid == rels.state || relid == rels.period || relid == rels.item
 		|| relid == rels.customer_pkey || relid == rels.state_pkey || relid == rels.period_pkey
-		|| relid == rels.item_unsettled)
+		|| relid == rels.item_unsettled || relid == rels.orders || relid == rels.orders_pkey
+		|| relid == rels.line || relid == rels.line_pkey)
 		rels.valid = false;
 	for (int i = 0; i < (int) lengthof(rels.conf); i++)
 		if (relid == rels.conf[i])
@@ -165,6 +177,14 @@ ensure_rels(void)
 	rels.period_pkey = rel_oid(nsp, "account_period_pkey");
 	rels.item = rel_oid(nsp, "open_item");
 	rels.item_unsettled = rel_oid(nsp, "open_item_unsettled");
+	rels.orders = rel_oid(nsp, "orders");
+	rels.orders_pkey = rel_oid(nsp, "orders_pkey");
+	rels.line = rel_oid(nsp, "order_line");
+	rels.line_pkey = rel_oid(nsp, "order_line_pkey");
+	rels.o_customer = att(rels.orders, "customer_id");
+	rels.o_total = att(rels.orders, "total");
+	rels.l_price = att(rels.line, "unit_price");
+	rels.l_qty = att(rels.line, "qty");
 	rels.conf[0] = rel_oid(nsp, "policy");
 	rels.conf[1] = rel_oid(nsp, "segment_stats");
 	rels.conf[2] = rel_oid(nsp, "credit_policy");
@@ -450,6 +470,61 @@ ca_read_items(int64 customer_id, const char *currency, TimestampTz due_before,
 			sums->overdue_undisputed += open;
 	}
 	scan_end(&ds);
+}
+
+bool
+ca_read_order(const char *order_no, Snapshot snap, int64 *customer_id, CurrencyAmount *total,
+			  TransactionId *xmin)
+{
+	DirectScan	ds;
+	ScanKeyData key[1];
+	bool		found;
+
+	ensure_rels();
+	scan_begin(&ds, rels.orders, rels.orders_pkey, snap);
+	key_init(&key[0], ds.index, 1, BTEqualStrategyNumber, F_TEXTEQ, text_datum(order_no));
+	scan_keys(&ds, snap, key, 1);
+	found = index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot);
+	if (found)
+	{
+		bool		n;
+
+		*customer_id = slot_int64(ds.slot, rels.o_customer, NULL);
+		*total = *DatumGetCurrencyAmountP(slot_getattr(ds.slot, rels.o_total, &n));
+		*xmin = DatumGetTransactionId(slot_getsysattr(ds.slot, MinTransactionIdAttributeNumber, &n));
+	}
+	scan_end(&ds);
+	return found;
+}
+
+int
+ca_sum_order_lines(const char *order_no, Snapshot snap, int32 code, int64 *sum)
+{
+	DirectScan	ds;
+	ScanKeyData key[1];
+	int			n = 0;
+
+	ensure_rels();
+	*sum = 0;
+	scan_begin(&ds, rels.line, rels.line_pkey, snap);
+	key_init(&key[0], ds.index, 1, BTEqualStrategyNumber, F_TEXTEQ, text_datum(order_no));
+	scan_keys(&ds, snap, key, 1);
+	while (index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
+	{
+		bool		isnull;
+		CurrencyAmount *price = DatumGetCurrencyAmountP(slot_getattr(ds.slot, rels.l_price, &isnull));
+		int64		qty = slot_int32(ds.slot, rels.l_qty);
+		int64		line;
+
+		check_same_currency(code, price->code, "sum");
+		if (pg_mul_s64_overflow(price->units, qty, &line) || pg_add_s64_overflow(*sum, line, sum))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("lines of order \"%s\" sum out of range", order_no)));
+		n++;
+	}
+	scan_end(&ds);
+	return n;
 }
 
 /* ------------------------------------------------------------------------

@@ -80,6 +80,13 @@ extern void ca_read_items(int64 customer_id, const char *currency, TimestampTz d
 						  TimestampTz undisputed_due_before, bool only_due_before, Snapshot snap,
 						  ItemSums *sums);
 
+/* an order by number: customer, total and the inserting transaction */
+struct CurrencyAmount;
+extern bool ca_read_order(const char *order_no, Snapshot snap, int64 *customer_id,
+						  struct CurrencyAmount *total, TransactionId *xmin);
+/* the sum of an order's lines in minor units (22023 on a foreign currency); returns the count */
+extern int	ca_sum_order_lines(const char *order_no, Snapshot snap, int32 code, int64 *sum);
+
 /* configuration, cached per backend; amounts in 1/10000 of a major unit */
 typedef struct PolicyConf
 {

@@ -238,6 +238,58 @@ book_entry(const LedgerEntry *e)
 	ca_execute(plan_ledger, values, nulls, false, 0);
 }
 
+static SPIPlanPtr plan_ledger2;
+
+static void
+entry_params(const LedgerEntry *e, Datum *values, char *nulls)
+{
+	values[0] = Int64GetDatum(e->customer_id);
+	values[1] = CStringGetTextDatum(e->currency);
+	values[2] = CStringGetTextDatum(e->entry_type);
+	values[3] = Int64GetDatum(e->amount);
+	values[4] = Int64GetDatum(e->open_delta);
+	values[5] = Int64GetDatum(e->credit_delta);
+	values[6] = Int64GetDatum(e->revenue_delta);
+	values[7] = Int64GetDatum(e->returned_delta);
+	values[8] = Int32GetDatum(e->order_delta);
+	values[9] = DateADTGetDatum(e->revenue_period);
+	nulls[9] = e->has_period ? ' ' : 'n';
+	values[10] = TimestampTzGetDatum(e->event_at);
+	values[11] = text_or_null(e->channel, &nulls[11]);
+	values[12] = text_or_null(e->channel_kind, &nulls[12]);
+	values[13] = text_or_null(e->order_no, &nulls[13]);
+	values[14] = text_or_null(e->payment_ref, &nulls[14]);
+	values[15] = text_or_null(e->method, &nulls[15]);
+	values[16] = text_or_null(e->note, &nulls[16]);
+}
+
+/* two ledger rows in one statement (an order and its settlement) */
+void
+book_entries(const LedgerEntry *a, const LedgerEntry *b)
+{
+	Oid			types[34];
+	Datum		values[34];
+	char		nulls[34];
+	static const Oid one[17] = {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID,
+		INT8OID, INT4OID, DATEOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+
+	memcpy(types, one, sizeof(one));
+	memcpy(types + 17, one, sizeof(one));
+	ca_prepare(&plan_ledger2,
+			   "INSERT INTO customer_account.ledger (customer_id, currency, entry_type, amount,"
+			   " open_delta, credit_delta, revenue_delta, returned_delta, order_delta, revenue_period,"
+			   " event_at, channel, channel_kind, order_no, payment_ref, method, note)"
+			   " VALUES ($1, $2, $3, customer_account.currency_amount_from_minor_units($4, $2),"
+			   " $5, $6, $7, $8, $9, $10, $11, $12, $13::customer_account.channel_kind, $14, $15, $16, $17),"
+			   " ($18, $19, $20, customer_account.currency_amount_from_minor_units($21, $19),"
+			   " $22, $23, $24, $25, $26, $27, $28, $29, $30::customer_account.channel_kind, $31, $32, $33, $34)",
+			   34, types);
+	memset(nulls, ' ', sizeof(nulls));
+	entry_params(a, values, nulls);
+	entry_params(b, values + 17, nulls + 17);
+	ca_execute(plan_ledger2, values, nulls, false, 0);
+}
+
 void
 apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 {
@@ -291,8 +343,17 @@ apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 	values[13] = BoolGetDatum(d->has_new_due);
 	values[14] = TimestampTzGetDatum(d->event_at);
 	values[15] = BoolGetDatum(d->recompute_due);
-	if (ca_execute(plan_update_state, values, nulls, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+	if (ca_execute(plan_update_state, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "account state of customer " INT64_FORMAT " in %s not updated", customer_id, currency);
+	if (SPI_processed == 0)
+	{
+		/* the first event of this customer and currency, booked without a lock */
+		AccountState st;
+
+		lock_account(customer_id, currency, &st);
+		if (ca_execute(plan_update_state, values, nulls, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+			elog(ERROR, "account state of customer " INT64_FORMAT " in %s not updated", customer_id, currency);
+	}
 
 	if (d->has_period)
 	{
@@ -470,6 +531,7 @@ typedef struct OrderFacts
 	int32		payment_term_days;
 	char	   *settlement;
 	bool		offered;
+	bool		needs_lock;		/* a decision reads the account: lock it first */
 } OrderFacts;
 
 
@@ -514,6 +576,9 @@ load_order_facts(const char *channel, const char *method, OrderFacts *f)
 	f->payment_term_days = ch->payment_term_days;
 	f->settlement = m->settlement == 'c' ? "credit" : m->settlement == 'p' ? "prepaid" : "immediate";
 	f->offered = m->all_kinds || m->kinds[ch->kind];
+	/* card, cash, marketplace: nothing to decide from the account, the final UPDATE locks it */
+	f->needs_lock = !(m->settlement == 'i' && f->offered && !m->has_min && !m->has_max
+					  && strcmp(method, "store_credit") != 0);
 }
 
 /*
@@ -599,9 +664,11 @@ post_order(HeapTuple tup, TupleDesc td)
 				 errmsg("order \"%s\" has total %s; an order total must be positive", order_no,
 						currency_amount_to_cstring(total))));
 
-	lock_account(customer_id, currency, &st);
-
 	/* the payment-method decision, under the customer's lock */
+	if (f.needs_lock)
+		lock_account(customer_id, currency, &st);
+	else
+		memset(&st, 0, sizeof(st));
 	payment_enforce(customer_id, channel, f.channel_kind, currency, method, total->units, placed_at, &st);
 
 	e.customer_id = customer_id;
@@ -632,7 +699,8 @@ post_order(HeapTuple tup, TupleDesc td)
 
 	if (strcmp(f.settlement, "immediate") == 0)
 	{
-		book_entry(&e);
+		LedgerEntry order_entry = e;
+
 		/* settled at once: paid by card, cash, marketplace or store credit */
 		e.open_delta = 0;
 		e.entry_type = "settlement";
@@ -658,7 +726,7 @@ post_order(HeapTuple tup, TupleDesc td)
 			e.amount = -total->units;
 			d.balance = 0;
 		}
-		book_entry(&e);
+		book_entries(&order_entry, &e);
 		d.paid_orders = 1;
 	}
 	else
@@ -988,7 +1056,6 @@ orders_post(PG_FUNCTION_ARGS)
  * Lines belong to an order booked in the same transaction; they carry the
  * order's customer and currency; they never change afterwards.
  */
-static SPIPlanPtr plan_line_order;
 
 PG_FUNCTION_INFO_V1(order_line_check);
 Datum
@@ -999,8 +1066,6 @@ order_line_check(PG_FUNCTION_ARGS)
 	HeapTuple	tup = trig->tg_trigtuple;
 	char	   *order_no;
 	bool		isnull;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
 	int64		order_customer;
 	int32		qty;
 	CurrencyAmount *price;
@@ -1038,30 +1103,23 @@ order_line_check(PG_FUNCTION_ARGS)
 			goto have_order;
 		}
 	}
-	ca_connect();
-	ca_prepare(&plan_line_order,
-			   "SELECT customer_id, total, xmin::text::bigint FROM customer_account.orders WHERE order_no = $1",
-			   1, types);
-	values[0] = CStringGetTextDatum(order_no);
-	ca_execute(plan_line_order, values, NULL, true, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CA_UNKNOWN),
-				 errmsg("unknown order \"%s\"", order_no)));
-	order_customer = ca_get_int64(0, 1, NULL);
 	{
-		CurrencyAmount *total = DatumGetCurrencyAmountP(ca_get_datum(0, 2, &isnull));
-		TransactionId xmin = (TransactionId) ca_get_int64(0, 3, NULL);
+		CurrencyAmount total;
+		TransactionId xmin;
 
-		if (total->code != price->code)
-			check_same_currency(total->code, price->code, "book");
+		/* a direct read: no SQL, so this trigger needs no owner rights */
+		if (!ca_read_order(order_no, GetLatestSnapshot(), &order_customer, &total, &xmin))
+			ereport(ERROR,
+					(errcode(ERRCODE_CA_UNKNOWN),
+					 errmsg("unknown order \"%s\"", order_no)));
+		if (total.code != price->code)
+			check_same_currency(total.code, price->code, "book");
 		if (!TransactionIdIsCurrentTransactionId(xmin))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("order \"%s\" was booked in an earlier transaction; its lines are final", order_no),
 					 errhint("Insert an order and its lines in one transaction.")));
 	}
-	ca_finish();
 
 have_order:
 	/* fill in or check the customer */
@@ -1090,8 +1148,6 @@ have_order:
  * order_total_check: a deferred constraint trigger on orders.  At commit,
  * the order's total equals the sum of its lines.
  */
-static SPIPlanPtr plan_total_check;
-
 PG_FUNCTION_INFO_V1(order_total_check);
 Datum
 order_total_check(PG_FUNCTION_ARGS)
@@ -1099,31 +1155,27 @@ order_total_check(PG_FUNCTION_ARGS)
 	TriggerData *trig = check_trigger(fcinfo, "order_total_check");
 	TupleDesc	td = trig->tg_relation->rd_att;
 	char	   *order_no = tuple_text(trig->tg_trigtuple, td, "order_no");
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
+	Snapshot	snap = GetLatestSnapshot();
+	int64		customer_id;
+	CurrencyAmount total;
+	TransactionId xmin;
+	int64		sum;
+	int			n;
 
-	ca_connect();
-	ca_prepare(&plan_total_check,
-			   "SELECT o.total::text, s.lines::text, s.n"
-			   " FROM customer_account.orders o,"
-			   " LATERAL (SELECT customer_account.sum(l.unit_price * l.qty) AS lines, count(*) AS n"
-			   "          FROM customer_account.order_line l WHERE l.order_no = o.order_no) s"
-			   " WHERE o.order_no = $1 AND o.total IS DISTINCT FROM s.lines",
-			   1, types);
-	values[0] = CStringGetTextDatum(order_no);
-	ca_execute(plan_total_check, values, NULL, true, 1);
-	if (SPI_processed > 0)
+	if (!ca_read_order(order_no, snap, &customer_id, &total, &xmin))
+		return PointerGetDatum(NULL);	/* rolled back to a savepoint */
+	n = ca_sum_order_lines(order_no, snap, total.code, &sum);
+	if (sum != total.units || n == 0)
 	{
-		char	   *total = ca_get_text(0, 1);
-		char	   *lines = ca_get_text(0, 2);
+		char		iso[4];
 
+		currency_unpack(total.code, iso);
 		ereport(ERROR,
 				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
-				 errmsg("order \"%s\" has total %s but its lines sum to %s", order_no, total,
-						lines ? lines : "nothing (no lines)"),
+				 errmsg("order \"%s\" has total %s but its lines sum to %s", order_no,
+						currency_amount_to_cstring(&total), n == 0 ? "nothing (no lines)" : format_amount(sum, iso)),
 				 errhint("Insert the order and all of its lines in one transaction, with total = sum(unit_price * qty).")));
 	}
-	ca_finish();
 	return PointerGetDatum(NULL);
 }
 

@@ -76,6 +76,7 @@ typedef struct LedgerEntry
 /* inside an SPI connection: */
 extern void lock_account(int64 customer_id, const char *currency, AccountState *st);
 extern void book_entry(const LedgerEntry *e);
+extern void book_entries(const LedgerEntry *a, const LedgerEntry *b);
 extern void apply_delta(int64 customer_id, const char *currency, const AccountDelta *d);
 extern DateADT month_of(TimestampTz ts);
 /* RA002 when the customer is unknown or was merged into another */
