@@ -938,7 +938,9 @@ END $$;
 -- the ledger, and the open items against the state; returns the differences
 CREATE FUNCTION @extschema@.verify_balances(OUT customer_id bigint, OUT currency text,
         OUT stored @extschema@.currency_amount, OUT recomputed @extschema@.currency_amount, OUT figure text)
-RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp
+    SET work_mem = '256MB'     -- one hash group per account: keep the rebuild in memory
+AS $$
     WITH led AS (
         SELECT l.customer_id, l.currency, sum(minor_units(l.amount))::bigint AS balance,
                sum(l.open_delta)::bigint AS open, sum(l.credit_delta)::bigint AS credit,

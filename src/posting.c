@@ -47,17 +47,23 @@ static bool merging = false;
  * small helpers
  * ------------------------------------------------------------------------
  */
+/* the UTC calendar fields of ts (no time zone argument means UTC) */
+void
+utc_fields(TimestampTz ts, struct pg_tm *tm, fsec_t *fsec)
+{
+	if (timestamp2tm(ts, NULL, tm, fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+}
+
 DateADT
 month_of(TimestampTz ts)
 {
 	struct pg_tm tm;
 	fsec_t		fsec;
 
-	/* UTC calendar month: no time zone argument means UTC */
-	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range")));
+	utc_fields(ts, &tm, &fsec);
 	return date2j(tm.tm_year, tm.tm_mon, 1) - POSTGRES_EPOCH_JDATE;
 }
 

@@ -79,6 +79,8 @@ extern void book_entry(const LedgerEntry *e);
 extern void book_entries(const LedgerEntry *a, const LedgerEntry *b);
 extern void apply_delta(int64 customer_id, const char *currency, const AccountDelta *d);
 extern DateADT month_of(TimestampTz ts);
+struct pg_tm;
+extern void utc_fields(TimestampTz ts, struct pg_tm *tm, fsec_t *fsec);
 /* RA002 when the customer is unknown or was merged into another */
 extern void check_customer(int64 customer_id);
 

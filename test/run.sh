@@ -11,4 +11,13 @@ cd "$(dirname "$0")/.."
 ensure_packages
 build_and_install
 echo "== starting a throwaway cluster"
-pg_virtualenv -v "$PG_MAJOR" bash test/lib/in-cluster.sh
+export PROVE_SUMMARY
+PROVE_SUMMARY=$(mktemp)
+status=0
+pg_virtualenv -v "$PG_MAJOR" bash test/lib/in-cluster.sh || status=$?
+# pg_virtualenv's own last words come after pg_prove's; repeat its summary
+# so that the output ends with it
+echo "== pg_prove summary"
+sed -n '/^Test Summary Report\|^All tests successful\|^Files=\|^Result:/,$p' "$PROVE_SUMMARY"
+rm -f "$PROVE_SUMMARY"
+exit $status

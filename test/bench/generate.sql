@@ -2,12 +2,12 @@
 -- loaded through the product's own posting path (plain INSERTs into the
 -- order, line and payment tables, so the C triggers book every event).
 -- Deterministic: every choice is a hash of the customer and order number.
+-- Run it in one transaction (psql -1): the deferred total check runs at commit.
 --   per customer: 2-6 orders over 18 months on web, app, stores, marketplaces
 --   and the hotline; ~10% in CHF; invoices mostly paid, some late, some not
 --   at all (overdue); a few cancellations.  About 10 ledger rows each.
 \set ON_ERROR_STOP on
-SET search_path = customer_account, public;
-BEGIN;
+SET LOCAL search_path = customer_account, public;
 INSERT INTO customer_account.customer (customer_id, full_name, email, language, customer_since)
 SELECT i, 'Customer ' || i, 'c' || i || '@example.com', CASE WHEN i % 4 = 0 THEN 'en' ELSE 'de' END,
        now() - interval '1 day' * (30 + (hashint8(i) & 1023))
@@ -63,4 +63,5 @@ UPDATE customer_account.orders o SET cancelled_at = o.placed_at + interval '2 ho
 FROM gen_orders g WHERE g.order_no = o.order_no AND (g.h >> 55) % 40 = 0;
 UPDATE customer_account.orders o SET delivered_at = o.placed_at + interval '2 days'
 FROM gen_orders g WHERE g.order_no = o.order_no AND o.cancelled_at IS NULL AND (g.h >> 55) % 40 <> 0;
-COMMIT;
+DROP TABLE gen_lines;
+DROP TABLE gen_orders;

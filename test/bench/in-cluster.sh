@@ -52,7 +52,7 @@ createdb "$DB"
 echo "== loading $N customers through the posting path (2 sessions)"
 t0=$(now_ms)
 seq 1 "$CHUNK" "$N" | xargs -P 2 -I{} sh -c \
-    'psql -X -q -v ON_ERROR_STOP=1 -d '"$DB"' -v lo={} -v hi=$(( {} + '"$CHUNK"' > '"$N"' + 1 ? '"$N"' + 1 : {} + '"$CHUNK"' )) -f test/bench/generate.sql'
+    'psql -X -q -1 -v ON_ERROR_STOP=1 -d '"$DB"' -v lo={} -v hi=$(( {} + '"$CHUNK"' > '"$N"' + 1 ? '"$N"' + 1 : {} + '"$CHUNK"' )) -f test/bench/generate.sql'
 t1=$(now_ms)
 ledger_rows=$(q "SELECT count(*) FROM customer_account.ledger")
 load_s=$(awk -v ms=$((t1 - t0)) 'BEGIN { printf "%.1f", ms / 1000 }')

@@ -18,7 +18,8 @@ echo "== pgTAP suites (pg_prove)"
 dropdb --if-exists ca_tap >/dev/null 2>&1
 createdb ca_tap
 psql -X -q -d ca_tap -c "CREATE EXTENSION pgtap" >/dev/null
-if ! pg_prove -d ca_tap --ext .sql -r test/pgtap; then
+pg_prove -d ca_tap --ext .sql -r test/pgtap 2>&1 | tee "${PROVE_SUMMARY:-/dev/null}"
+if [ "${PIPESTATUS[0]}" -ne 0 ]; then
     status=1
 fi
 exit $status
