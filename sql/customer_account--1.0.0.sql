@@ -902,14 +902,16 @@ CREATE FUNCTION @extschema@.balance(customer_id bigint, as_of timestamptz DEFAUL
         OUT last_purchase_at timestamptz, OUT last_purchase_by_kind jsonb, OUT dunning_level integer,
         OUT value_segment text)
 RETURNS SETOF record
-    AS 'MODULE_PATHNAME', 'account_balance' LANGUAGE C STABLE STRICT SECURITY DEFINER
-    SET search_path = @extschema@, pg_temp ROWS 2;
+    AS 'MODULE_PATHNAME', 'account_balance' LANGUAGE C STABLE STRICT ROWS 2;
+COMMENT ON FUNCTION @extschema@.balance(bigint, timestamptz) IS
+    'the account at a glance, one row per currency; reads by direct index scans (EXECUTE is the authorisation)';
 
 CREATE FUNCTION @extschema@.payment_options(customer_id bigint, order_total @extschema@.currency_amount, channel text,
         OUT method text, OUT allowed boolean, OUT reason_code text, OUT reason text)
 RETURNS SETOF record
-    AS 'MODULE_PATHNAME', 'payment_options' LANGUAGE C STABLE STRICT SECURITY DEFINER
-    SET search_path = @extschema@, pg_temp ROWS 10;
+    AS 'MODULE_PATHNAME', 'payment_options' LANGUAGE C STABLE STRICT ROWS 10;
+COMMENT ON FUNCTION @extschema@.payment_options(bigint, @extschema@.currency_amount, text) IS
+    'every payment method with allowed, reason code and sentence; reads by direct index scans (EXECUTE is the authorisation)';
 
 CREATE FUNCTION @extschema@.reason_text(code text, language text DEFAULT 'en') RETURNS text
     AS 'MODULE_PATHNAME', 'reason_text_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

@@ -235,6 +235,7 @@ account_balance(PG_FUNCTION_ARGS)
 	int			nrows;
 	const PolicyConf *pol;
 	bool		spi_connected = false;
+	OwnerContext oc;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	ca_read_customer(customer_id, snap, &cust);
@@ -271,6 +272,7 @@ account_balance(PG_FUNCTION_ARGS)
 			/* a question about the past: the books as they stood then */
 			if (!spi_connected)
 			{
+				ca_become_owner(&oc);
 				ca_connect();
 				spi_connected = true;
 			}
@@ -349,6 +351,9 @@ account_balance(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	if (spi_connected)
+	{
 		ca_finish();
+		ca_restore_user(&oc);
+	}
 	return (Datum) 0;
 }

@@ -39,6 +39,10 @@
 #include "utils/lsyscache.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -106,6 +110,7 @@ typedef struct Rels
 				i_disputed;
 	/* configuration tables, for the invalidation callback */
 	Oid			conf[5];
+	Oid			owner;			/* owner of the extension's tables */
 } Rels;
 
 static Rels rels;
@@ -220,11 +225,47 @@ ensure_rels(void)
 	rels.p_returned = att(rels.period, "returned");
 	rels.p_orders = att(rels.period, "orders");
 
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rels.customer));
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for relation %u", rels.customer);
+		rels.owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
 	rels.i_kind = att(rels.item, "kind");
 	rels.i_open = att(rels.item, "open");
 	rels.i_due = att(rels.item, "due_at");
 	rels.i_disputed = att(rels.item, "disputed");
 	rels.valid = true;
+}
+
+/* ------------------------------------------------------------------------
+ * running SQL as the owner
+ *
+ * The read functions are not SECURITY DEFINER (that would cost a GUC
+ * change on every call); the few places that run SQL (the configuration
+ * load, a question about the past) switch to the tables' owner with a
+ * pinned search_path around it, as pg_cron does.  An error unwinds both
+ * with the (sub)transaction.
+ * ------------------------------------------------------------------------
+ */
+void
+ca_become_owner(OwnerContext *oc)
+{
+	ensure_rels();
+	GetUserIdAndSecContext(&oc->save_user, &oc->save_sec);
+	SetUserIdAndSecContext(rels.owner, oc->save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	oc->gucnest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "customer_account, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+ca_restore_user(OwnerContext *oc)
+{
+	AtEOXact_GUC(true, oc->gucnest);
+	SetUserIdAndSecContext(oc->save_user, oc->save_sec);
 }
 
 /* ------------------------------------------------------------------------
@@ -571,6 +612,7 @@ static void
 load_conf(void)
 {
 	MemoryContext old;
+	OwnerContext oc;
 
 	ensure_rels();
 	if (conf_cxt == NULL)
@@ -581,6 +623,7 @@ load_conf(void)
 	/* mark valid first: an invalidation arriving while we read clears it again */
 	conf_valid = true;
 
+	ca_become_owner(&oc);
 	ca_connect();
 	if (SPI_execute("SELECT coalesce(max(new_customer_days), 90), coalesce(max(segment_band), 0.25)::float8,"
 					" coalesce(max(incentive_after_days), 180) FROM customer_account.policy", false, 1) != SPI_OK_SELECT)
@@ -687,6 +730,7 @@ load_conf(void)
 		channels[i].payment_term_days = ca_get_int32(i, 4, NULL);
 	}
 	ca_finish();
+	ca_restore_user(&oc);
 	old = CurrentMemoryContext;
 	(void) old;
 }

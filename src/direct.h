@@ -87,6 +87,16 @@ extern bool ca_read_order(const char *order_no, Snapshot snap, int64 *customer_i
 /* the sum of an order's lines in minor units (22023 on a foreign currency); returns the count */
 extern int	ca_sum_order_lines(const char *order_no, Snapshot snap, int32 code, int64 *sum);
 
+/* switch to the tables' owner with a pinned search_path, and back */
+typedef struct OwnerContext
+{
+	Oid			save_user;
+	int			save_sec;
+	int			gucnest;
+} OwnerContext;
+extern void ca_become_owner(OwnerContext *oc);
+extern void ca_restore_user(OwnerContext *oc);
+
 /* configuration, cached per backend; amounts in 1/10000 of a major unit */
 typedef struct PolicyConf
 {

@@ -4,7 +4,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS customer_account CASCADE;
 SET search_path = customer_account, public;
-SELECT plan(39);
+SELECT plan(46);
 
 -- the contract's functions exist with their argument order
 SELECT has_function('customer_account', 'add_channel', ARRAY['text', 'customer_account.channel_kind', 'text', 'integer', 'customer_account.currency_amount', 'integer']);
@@ -94,6 +94,29 @@ SELECT is((SELECT count(*)::int FROM pg_class c WHERE c.relnamespace = 'customer
 -- errors carry their SQLSTATE
 SELECT throws_ok($$SELECT * FROM customer_account.balance(424242)$$, 'RA002', NULL, 'unknown customer: RA002');
 SELECT throws_ok($$SELECT customer_account.place_order('X', 424242, 'nowhere', '[]', 'invoice')$$, 'RA002', NULL, 'unknown customer on order: RA002');
+
+-- a channel role with EXECUTE on the documented functions and nothing else
+CREATE ROLE ca_test_channel;
+GRANT USAGE ON SCHEMA customer_account TO ca_test_channel;
+GRANT EXECUTE ON FUNCTION customer_account.place_order(text, bigint, text, jsonb, text, timestamptz),
+    customer_account.balance(bigint, timestamptz),
+    customer_account.payment_options(bigint, customer_account.currency_amount, text) TO ca_test_channel;
+SELECT customer_account.add_channel('tap-web', 'webshop', 'EUR');
+SELECT customer_account.register_customer('Tap Tester', 'tap@example.com', NULL, 'en', now() - interval '1 year') AS tap_id \gset
+SET ROLE ca_test_channel;
+SELECT lives_ok(format($$SELECT customer_account.place_order('TAP-1', %s, 'tap-web', '[{"sku":"A","qty":1,"unit_price":"9.99 EUR"}]', 'credit_card')$$, :tap_id),
+    'a channel role books an order through place_order()');
+SELECT is((SELECT customer_account.minor_units(lifetime_revenue) FROM customer_account.balance(:tap_id)), 999::bigint,
+    'a channel role reads balance() without rights on the tables');
+SELECT is((SELECT count(*)::int FROM customer_account.payment_options(:tap_id, '10.00 EUR', 'tap-web')), 10,
+    'a channel role reads payment_options()');
+SELECT throws_ok($$SELECT count(*) FROM customer_account.ledger$$, '42501', NULL, 'the ledger is not readable by a channel role');
+SELECT throws_ok($$INSERT INTO customer_account.orders (order_no, customer_id, channel, payment_method, total) VALUES ('X', 1, 'tap-web', 'cash', '1 EUR')$$,
+    '42501', NULL, 'no plain INSERT without a grant');
+SELECT throws_ok($$SELECT customer_account.record_payment('P', 1, '1.00 EUR', 'cash', 'tap-web')$$, '42501', NULL,
+    'functions not granted cannot be called');
+SELECT throws_ok($$SELECT customer_account.merge_customers(1, 2)$$, '42501', NULL, 'merge is not for channel roles');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;
