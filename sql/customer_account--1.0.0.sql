@@ -337,7 +337,7 @@ CREATE INDEX payment_order ON @extschema@.payment (order_no) WHERE order_no IS N
 CREATE TABLE @extschema@.ledger (
     entry_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     customer_id    bigint NOT NULL,
-    currency       text NOT NULL,
+    currency       text COLLATE "C" NOT NULL,   -- ISO code: bytewise, no locale
     entry_type     text NOT NULL CHECK (entry_type IN
                        ('order', 'settlement', 'payment', 'cancel', 'refund', 'fee',
                         'merge_in', 'merge_out', 'return', 'credit', 'correction')),
@@ -365,7 +365,7 @@ COMMENT ON TABLE @extschema@.ledger IS
 CREATE TABLE @extschema@.open_item (
     item_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     customer_id bigint NOT NULL,
-    currency    text NOT NULL,
+    currency    text COLLATE "C" NOT NULL,
     kind        text NOT NULL CHECK (kind IN ('invoice', 'prepayment', 'fee')),
     order_no    text,
     amount      bigint NOT NULL CHECK (amount > 0),
@@ -395,7 +395,7 @@ CREATE INDEX item_application_item ON @extschema@.item_application (item_id, app
 -- per customer and currency: the cache of the ledger that reads are served from
 CREATE TABLE @extschema@.account_state (
     customer_id       bigint NOT NULL,
-    currency          text NOT NULL,
+    currency          text COLLATE "C" NOT NULL,
     balance           bigint NOT NULL DEFAULT 0,
     open_amount       bigint NOT NULL DEFAULT 0,
     store_credit      bigint NOT NULL DEFAULT 0,
@@ -422,7 +422,7 @@ CREATE TABLE @extschema@.account_state (
 -- rolling counters by UTC calendar month, for the 12-month figures
 CREATE TABLE @extschema@.account_period (
     customer_id bigint NOT NULL,
-    currency    text NOT NULL,
+    currency    text COLLATE "C" NOT NULL,
     period      date NOT NULL,
     revenue     bigint NOT NULL DEFAULT 0,
     purchased   bigint NOT NULL DEFAULT 0,
@@ -434,7 +434,7 @@ CREATE TABLE @extschema@.account_period (
 -- customer-base averages for value_segment, refreshed by refresh_value_segments()
 -- (a batch job), so no write ever touches a global row
 CREATE TABLE @extschema@.segment_stats (
-    currency     text PRIMARY KEY,
+    currency     text COLLATE "C" PRIMARY KEY,
     customers    bigint NOT NULL,
     avg_revenue_12m numeric NOT NULL,
     refreshed_at timestamptz NOT NULL DEFAULT now()
@@ -1003,7 +1003,7 @@ CREATE TABLE @extschema@.dunning_run_log (
 
 CREATE TABLE @extschema@.dunning_notice (
     customer_id    bigint NOT NULL,
-    currency       text NOT NULL,
+    currency       text COLLATE "C" NOT NULL,
     level          integer NOT NULL,
     cycle          integer NOT NULL,
     run_date       date NOT NULL,
