@@ -60,6 +60,9 @@ echo "   $ledger_rows ledger rows in $load_s s ($(awk -v r="$ledger_rows" -v s="
 # the real policy from here on; statistics for the planner
 "${PSQL[@]}" -c "DELETE FROM customer_account.credit_policy; INSERT INTO customer_account.credit_policy (shipped) VALUES (true)"
 "${PSQL[@]}" -c "VACUUM ANALYZE" -c "SELECT customer_account.refresh_value_segments()" > /dev/null
+# autovacuum kept the planner's statistics fresh during the load; from here
+# on it would only compete with the workloads for the two cores
+"${PSQL[@]}" -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" > /dev/null
 result "load (posting path)" "s" "$load_s" "" "" "ledger rows: $ledger_rows" "" "" "minutes at full size" "$(awk -v s="$load_s" 'BEGIN { print (s < 3600) ? "yes" : "no" }')"
 
 echo "== rebuild: verify_balances() beside count(*) of the ledger"
