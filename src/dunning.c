@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -22,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "currency.h"
+#include "direct.h"
 #include "dunning_rules.h"
 #include "money.h"
 #include "posting.h"
@@ -29,9 +31,6 @@
 
 #define MAX_STEPS 16
 
-static SPIPlanPtr plan_notice;
-static SPIPlanPtr plan_state_dunning;
-static SPIPlanPtr plan_outbox;
 
 static void
 put_notice_row(ReturnSetInfo *rsinfo, int64 customer_id, const char *currency, int32 level,
@@ -81,10 +80,6 @@ dunning_run(PG_FUNCTION_ARGS)
 	char	   *fee_major[MAX_STEPS];
 	int			nsteps;
 	int			ncand;
-	int64	   *cand_customer;
-	char	  **cand_currency;
-	int64	   *cand_overdue;
-	TimestampTz *cand_due;
 	MemoryContext loopcxt;
 	MemoryContext oldcxt;
 	int			notices = 0;
@@ -150,150 +145,177 @@ dunning_run(PG_FUNCTION_ARGS)
 							  1, dtype, dval, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not reset dunning levels");
 
-	/* who is overdue: a range scan of the unsettled items by due date */
-	if (SPI_execute_with_args("SELECT customer_id, currency, sum(open)::bigint, min(due_at)"
-							  " FROM customer_account.open_item"
-							  " WHERE settled_at IS NULL AND NOT disputed AND kind <> 'prepayment'"
-							  "   AND due_at < $1::timestamptz"
-							  " GROUP BY customer_id, currency ORDER BY customer_id, currency",
-							  1, dtype, dval, NULL, true, 0) != SPI_OK_SELECT)
+	/*
+	 * Who is overdue: a range scan of the unsettled items by due date,
+	 * joined to the account rows, which are locked here in one go (in key
+	 * order) so that no writer changes them while the run decides.
+	 */
+	if (SPI_execute_with_args("SELECT i.customer_id, i.currency, i.overdue, i.oldest, s.dunning_level,"
+							  "  s.dunned_at, s.dunning_cycle, c.customer_group"
+							  " FROM (SELECT customer_id, currency, sum(open)::bigint AS overdue, min(due_at) AS oldest"
+							  "       FROM customer_account.open_item"
+							  "       WHERE settled_at IS NULL AND NOT disputed AND kind <> 'prepayment'"
+							  "         AND due_at < $1::timestamptz GROUP BY customer_id, currency) i"
+							  " JOIN customer_account.account_state s ON s.customer_id = i.customer_id AND s.currency = i.currency"
+							  " JOIN customer_account.customer c ON c.customer_id = i.customer_id"
+							  " ORDER BY i.customer_id, i.currency FOR UPDATE OF s",
+							  1, dtype, dval, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read overdue items");
 	ncand = (int) SPI_processed;
-	cand_customer = palloc(sizeof(int64) * Max(ncand, 1));
-	cand_currency = palloc(sizeof(char *) * Max(ncand, 1));
-	cand_overdue = palloc(sizeof(int64) * Max(ncand, 1));
-	cand_due = palloc(sizeof(TimestampTz) * Max(ncand, 1));
-	for (int i = 0; i < ncand; i++)
 	{
-		cand_customer[i] = ca_get_int64(i, 1, NULL);
-		cand_currency[i] = ca_get_text(i, 2);
-		cand_overdue[i] = ca_get_int64(i, 3, NULL);
-		cand_due[i] = ca_get_timestamptz(i, 4, NULL);
-	}
-	SPI_freetuptable(SPI_tuptable);
-
-	loopcxt = AllocSetContextCreate(CurrentMemoryContext, "dunning loop", ALLOCSET_DEFAULT_SIZES);
-	for (int i = 0; i < ncand; i++)
-	{
-		AccountState st;
-		int32		minor = currency_minor_units(currency_pack(cand_currency[i], 3));
+		Datum	   *n_cust = palloc(sizeof(Datum) * Max(ncand, 1));
+		Datum	   *n_cur = palloc(sizeof(Datum) * Max(ncand, 1));
+		Datum	   *n_level = palloc(sizeof(Datum) * Max(ncand, 1));
+		Datum	   *n_cycle = palloc(sizeof(Datum) * Max(ncand, 1));
+		Datum	   *n_overdue = palloc(sizeof(Datum) * Max(ncand, 1));
+		Datum	   *n_fee = palloc(sizeof(Datum) * Max(ncand, 1));
+		Datum	   *n_action = palloc(sizeof(Datum) * Max(ncand, 1));
+		int			n = 0;
 		int32		run_day = (int32) as_of;
-		int32		oldest_days;
-		int32		last_day = 0;
-		bool		has_last;
-		int32		cycle;
-		int64		tolerance;
-		int32		level;
-		int64		fee = 0;
-		const char *action = NULL;
+		Datum		args[9];
+		Oid			argtypes[9] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+		INT8ARRAYOID, TEXTARRAYOID, DATEOID, TIMESTAMPTZOID};
+		SPITupleTable *cands = SPI_tuptable;
+		uint64		inserted;
 
-		oldcxt = MemoryContextSwitchTo(loopcxt);
-		lock_account(cand_customer[i], cand_currency[i], &st);
+		/* the ladder decides, in C, for every candidate */
+		for (int i = 0; i < ncand; i++)
 		{
-			Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
-			Datum		values[3];
+			int64		customer_id;
+			char	   *currency;
+			int64		overdue;
+			TimestampTz oldest;
+			int32		level;
+			int32		last_day = 0;
+			bool		has_last;
+			int32		minor;
+			int64		tolerance;
+			const CreditPolicyConf *pol;
+			char		group[64];
+			bool		has_group;
+			Datum		d;
 
-			ca_prepare(&plan_state_dunning,
-					   "SELECT s.dunned_at, s.dunning_cycle,"
-					   "  round(p.overdue_tolerance * 10::numeric ^ $3)::bigint"
-					   " FROM customer_account.account_state s"
-					   " JOIN customer_account.customer c ON c.customer_id = s.customer_id"
-					   " LEFT JOIN LATERAL (SELECT * FROM customer_account.credit_policy p"
-					   "   WHERE p.channel_kind IS NULL AND (p.customer_group IS NULL OR p.customer_group = c.customer_group)"
-					   "     AND (p.currency IS NULL OR p.currency = s.currency)"
-					   "   ORDER BY p.customer_group IS NULL, p.currency IS NULL LIMIT 1) p ON true"
-					   " WHERE s.customer_id = $1 AND s.currency = $2",
-					   3, types);
-			values[0] = Int64GetDatum(cand_customer[i]);
-			values[1] = CStringGetTextDatum(cand_currency[i]);
-			values[2] = Int32GetDatum(minor);
-			ca_execute(plan_state_dunning, values, NULL, true, 1);
+			SPI_tuptable = cands;
+			customer_id = ca_get_int64(i, 1, NULL);
+			currency = ca_get_text(i, 2);
+			overdue = ca_get_int64(i, 3, NULL);
+			oldest = ca_get_timestamptz(i, 4, NULL);
+			d = ca_get_datum(i, 6, &isnull);
+			has_last = !isnull;
+			if (has_last)
+				last_day = (int32) DatumGetDateADT(d);
 			{
-				Datum		d = ca_get_datum(0, 1, &isnull);
+				char	   *g = ca_get_text(i, 8);
 
-				has_last = !isnull;
-				if (has_last)
-					last_day = (int32) DatumGetDateADT(d);
+				has_group = (g != NULL);
+				strlcpy(group, g ? g : "", sizeof(group));
 			}
-			cycle = ca_get_int32(0, 2, NULL);
-			tolerance = ca_get_int64(0, 3, &isnull);
-			if (isnull)
-				tolerance = 0;
-			SPI_freetuptable(SPI_tuptable);
-		}
-		oldest_days = (int32) ((as_of_ts - cand_due[i]) / USECS_PER_DAY);
-		level = dunning_next_level(st.dunning_level, last_day, has_last, run_day, oldest_days,
-								   cand_overdue[i], tolerance, steps, nsteps);
-		if (level > 0)
-		{
-			Oid			types[8] = {INT8OID, TEXTOID, INT4OID, INT4OID, DATEOID, INT8OID, INT8OID, TEXTOID};
-			Datum		values[8];
-
-			for (int s = 0; s < nsteps; s++)
-				if (steps[s].level == level)
+			minor = currency_minor_units(currency_pack(currency, 3));
+			pol = ca_credit_policy(-1, has_group ? group : NULL, currency);
+			tolerance = ca_conf_to_units(pol->overdue_tolerance, minor);
+			level = dunning_next_level(ca_get_int32(i, 5, NULL), last_day, has_last, run_day,
+									   (int32) ((as_of_ts - oldest) / USECS_PER_DAY), overdue, tolerance,
+									   steps, nsteps);
+			if (level <= 0)
+				continue;
+			for (int st = 0; st < nsteps; st++)
+				if (steps[st].level == level)
 				{
-					fee = DatumGetInt64(DirectFunctionCall1(numeric_int8,
-															DirectFunctionCall2(numeric_round,
-																				DirectFunctionCall2(numeric_mul,
-																									DirectFunctionCall3(numeric_in, CStringGetDatum(fee_major[s]), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
-																									NumericGetDatum(int64_to_numeric(pow10_int64(minor)))),
-																				Int32GetDatum(0))));
-					action = actions[s];
+					n_fee[n] = Int64GetDatum(DatumGetInt64(DirectFunctionCall1(numeric_int8,
+																			  DirectFunctionCall2(numeric_round,
+																								  DirectFunctionCall2(numeric_mul,
+																													  DirectFunctionCall3(numeric_in, CStringGetDatum(fee_major[st]), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
+																													  NumericGetDatum(int64_to_numeric(pow10_int64(minor)))),
+																								  Int32GetDatum(0)))));
+					n_action[n] = CStringGetTextDatum(actions[st]);
 				}
+			n_cust[n] = Int64GetDatum(customer_id);
+			n_cur[n] = CStringGetTextDatum(currency);
+			n_level[n] = Int32GetDatum(level);
+			n_cycle[n] = Int32GetDatum(ca_get_int32(i, 7, NULL));
+			n_overdue[n] = Int64GetDatum(overdue);
+			n++;
+		}
+		SPI_freetuptable(cands);
 
-			/* the notice; a level's fee is booked once per dunning cycle */
-			ca_prepare(&plan_notice,
-					   "INSERT INTO customer_account.dunning_notice"
-					   " (customer_id, currency, level, cycle, run_date, overdue_amount, fee, action)"
-					   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-					   " ON CONFLICT (customer_id, currency, level, cycle) DO NOTHING",
-					   8, types);
-			values[0] = Int64GetDatum(cand_customer[i]);
-			values[1] = CStringGetTextDatum(cand_currency[i]);
-			values[2] = Int32GetDatum(level);
-			values[3] = Int32GetDatum(cycle);
-			values[4] = DateADTGetDatum(as_of);
-			values[5] = Int64GetDatum(cand_overdue[i]);
-			values[6] = Int64GetDatum(fee);
-			values[7] = CStringGetTextDatum(action);
-			ca_execute(plan_notice, values, NULL, false, 0);
-			if (SPI_processed == 1)
+		if (n > 0)
+		{
+			/* notices, once per customer, currency, level and cycle: the new ones come back */
+			args[0] = PointerGetDatum(construct_array(n_cust, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[1] = PointerGetDatum(construct_array(n_cur, n, TEXTOID, -1, false, TYPALIGN_INT));
+			args[2] = PointerGetDatum(construct_array(n_level, n, INT4OID, 4, true, TYPALIGN_INT));
+			args[3] = PointerGetDatum(construct_array(n_cycle, n, INT4OID, 4, true, TYPALIGN_INT));
+			args[4] = PointerGetDatum(construct_array(n_overdue, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[5] = PointerGetDatum(construct_array(n_fee, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[6] = PointerGetDatum(construct_array(n_action, n, TEXTOID, -1, false, TYPALIGN_INT));
+			args[7] = DateADTGetDatum(as_of);
+			args[8] = TimestampTzGetDatum(as_of_ts);
+			if (SPI_execute_with_args("INSERT INTO customer_account.dunning_notice"
+									  " (customer_id, currency, level, cycle, run_date, overdue_amount, fee, action)"
+									  " SELECT u.c, u.cur, u.l, u.cy, $8, u.o, u.f, u.a"
+									  " FROM unnest($1, $2, $3, $4, $5, $6, $7) AS u(c, cur, l, cy, o, f, a)"
+									  " ON CONFLICT (customer_id, currency, level, cycle) DO NOTHING"
+									  " RETURNING customer_id, currency, level, overdue_amount, fee, action",
+									  9, argtypes, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+				elog(ERROR, "could not write dunning notices");
+			inserted = SPI_processed;
+			if (inserted > 0)
 			{
-				Oid			otypes[6] = {INT8OID, TEXTOID, INT4OID, INT8OID, INT8OID, TEXTOID};
-				Datum		ovalues[6];
+				SPITupleTable *notices_tt = SPI_tuptable;
 
-				if (fee > 0)
-					post_fee(cand_customer[i], cand_currency[i], fee, as_of_ts,
-							 psprintf("dunning fee, level %d (%s)", level, action));
-				if (SPI_execute_with_args("UPDATE customer_account.account_state SET dunning_level = $3, dunned_at = $4"
-										  " WHERE customer_id = $1 AND currency = $2", 4,
-										  (Oid[]) {INT8OID, TEXTOID, INT4OID, DATEOID},
-										  (Datum[]) {Int64GetDatum(cand_customer[i]), CStringGetTextDatum(cand_currency[i]),
-										  Int32GetDatum(level), DateADTGetDatum(as_of)}, NULL, false, 0) != SPI_OK_UPDATE)
-					elog(ERROR, "could not update the dunning level");
-				ca_prepare(&plan_outbox,
-						   "INSERT INTO customer_account.outbox (customer_id, topic, payload)"
-						   " VALUES ($1, 'dunning', jsonb_build_object('currency', $2, 'level', $3,"
-						   "   'overdue_amount', customer_account.currency_amount_from_minor_units($4, $2)::text,"
-						   "   'fee', customer_account.currency_amount_from_minor_units($5, $2)::text, 'action', $6,"
-						   "   'language', (SELECT language FROM customer_account.customer WHERE customer_id = $1)))",
-						   6, otypes);
-				ovalues[0] = Int64GetDatum(cand_customer[i]);
-				ovalues[1] = CStringGetTextDatum(cand_currency[i]);
-				ovalues[2] = Int32GetDatum(level);
-				ovalues[3] = Int64GetDatum(cand_overdue[i]);
-				ovalues[4] = Int64GetDatum(fee);
-				ovalues[5] = CStringGetTextDatum(action);
-				ca_execute(plan_outbox, ovalues, NULL, false, 0);
-				MemoryContextSwitchTo(oldcxt);
-				put_notice_row(rsinfo, cand_customer[i], cand_currency[i], level, cand_overdue[i], fee, action);
-				notices++;
+				/* the new levels and the outbox, each in one statement */
+				if (SPI_execute_with_args("UPDATE customer_account.account_state s SET dunning_level = n.level, dunned_at = $1,"
+										  "   updated_at = now()"
+										  " FROM customer_account.dunning_notice n"
+										  " WHERE n.run_date = $1 AND s.customer_id = n.customer_id AND s.currency = n.currency"
+,
+										  1, dtype, dval, NULL, false, 0) != SPI_OK_UPDATE)
+					elog(ERROR, "could not update the dunning levels");
+				if (SPI_execute_with_args("INSERT INTO customer_account.outbox (customer_id, topic, payload)"
+										  " SELECT n.customer_id, 'dunning', jsonb_build_object('currency', n.currency,"
+										  "   'level', n.level,"
+										  "   'overdue_amount', customer_account.currency_amount_from_minor_units(n.overdue_amount, n.currency)::text,"
+										  "   'fee', customer_account.currency_amount_from_minor_units(n.fee, n.currency)::text,"
+										  "   'action', n.action, 'language', c.language)"
+										  " FROM customer_account.dunning_notice n JOIN customer_account.customer c USING (customer_id)"
+										  " WHERE n.run_date = $1"
+
+										  " ORDER BY n.customer_id, n.currency",
+										  1, dtype, dval, NULL, false, 0) != SPI_OK_INSERT)
+					elog(ERROR, "could not write the outbox");
+				/* fees go through the posting core; the answer is the new notices */
+				loopcxt = AllocSetContextCreate(CurrentMemoryContext, "dunning fees", ALLOCSET_DEFAULT_SIZES);
+				for (uint64 r = 0; r < inserted; r++)
+				{
+					int64		customer_id;
+					char	   *currency;
+					int32		level;
+					int64		overdue;
+					int64		fee;
+					char	   *action;
+
+					SPI_tuptable = notices_tt;
+					customer_id = ca_get_int64(r, 1, NULL);
+					currency = ca_get_text(r, 2);
+					level = ca_get_int32(r, 3, NULL);
+					overdue = ca_get_int64(r, 4, NULL);
+					fee = ca_get_int64(r, 5, NULL);
+					action = ca_get_text(r, 6);
+					put_notice_row(rsinfo, customer_id, currency, level, overdue, fee, action);
+					notices++;
+					if (fee > 0)
+					{
+						oldcxt = MemoryContextSwitchTo(loopcxt);
+						post_fee(customer_id, currency, fee, as_of_ts,
+								 psprintf("dunning fee, level %d (%s)", level, action));
+						MemoryContextSwitchTo(oldcxt);
+						MemoryContextReset(loopcxt);
+					}
+				}
+				MemoryContextDelete(loopcxt);
 			}
 		}
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextReset(loopcxt);
 	}
-	MemoryContextDelete(loopcxt);
 	if (notices > 0
 		&& SPI_execute("SELECT pg_catalog.pg_notify('customer_account_outbox', 'dunning')", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not notify");
