@@ -58,7 +58,6 @@ typedef struct BalanceRow
 	int32		orders_count;
 } BalanceRow;
 
-static SPIPlanPtr plan_overdue_now;
 static SPIPlanPtr plan_overdue_past;
 static SPIPlanPtr plan_history;
 
@@ -82,33 +81,26 @@ amount_datum(int64 units, const char *currency)
 	return CurrencyAmountPGetDatum(make_currency_amount(units, currency_pack(currency, 3)));
 }
 
-/* overdue receivables at as_of: unsettled now (fast) or as they stood then */
+/* overdue receivables at a past as_of: the items as they stood then */
 static void
-overdue_at(int64 customer_id, const char *currency, TimestampTz as_of, bool past, BalanceRow *r)
+overdue_at(int64 customer_id, const char *currency, TimestampTz as_of, BalanceRow *r)
 {
 	Oid			types[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[3];
 	bool		n;
 	TimestampTz oldest;
 
-	if (!past)
-		ca_prepare(&plan_overdue_now,
-				   "SELECT coalesce(sum(open), 0)::bigint, min(due_at) FROM customer_account.open_item"
-				   " WHERE customer_id = $1 AND currency = $2 AND settled_at IS NULL"
-				   "   AND kind <> 'prepayment' AND due_at < $3",
-				   3, types);
-	else
-		ca_prepare(&plan_overdue_past,
-				   "SELECT coalesce(sum(i.amount - coalesce((SELECT sum(a.amount) FROM customer_account.item_application a"
-				   "        WHERE a.item_id = i.item_id AND a.applied_at <= $3), 0)), 0)::bigint, min(i.due_at)"
-				   " FROM customer_account.open_item i"
-				   " WHERE i.customer_id = $1 AND i.currency = $2 AND i.kind <> 'prepayment'"
-				   "   AND i.created_at <= $3 AND i.due_at < $3 AND (i.settled_at IS NULL OR i.settled_at > $3)",
-				   3, types);
+	ca_prepare(&plan_overdue_past,
+			   "SELECT coalesce(sum(i.amount - coalesce((SELECT sum(a.amount) FROM customer_account.item_application a"
+			   "        WHERE a.item_id = i.item_id AND a.applied_at <= $3), 0)), 0)::bigint, min(i.due_at)"
+			   " FROM customer_account.open_item i"
+			   " WHERE i.customer_id = $1 AND i.currency = $2 AND i.kind <> 'prepayment'"
+			   "   AND i.created_at <= $3 AND i.due_at < $3 AND (i.settled_at IS NULL OR i.settled_at > $3)",
+			   3, types);
 	values[0] = Int64GetDatum(customer_id);
 	values[1] = CStringGetTextDatum(currency);
 	values[2] = TimestampTzGetDatum(as_of);
-	ca_execute(past ? plan_overdue_past : plan_overdue_now, values, NULL, true, 1);
+	ca_execute(plan_overdue_past, values, NULL, true, 1);
 	r->overdue = ca_get_int64(0, 1, NULL);
 	oldest = ca_get_timestamptz(0, 2, &n);
 	r->oldest_overdue_days = (n || r->overdue == 0) ? 0 : (int32) ((as_of - oldest) / USECS_PER_DAY);
@@ -277,7 +269,7 @@ account_balance(PG_FUNCTION_ARGS)
 				spi_connected = true;
 			}
 			history_at(customer_id, st->currency, as_of, from_month, to_month, r);
-			overdue_at(customer_id, st->currency, as_of, true, r);
+			overdue_at(customer_id, st->currency, as_of, r);
 			r->dunning_level = st->dunning_level;
 		}
 		else

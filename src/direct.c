@@ -611,7 +611,6 @@ copy_text(char *dst, int len, int row, int col, bool *has)
 static void
 load_conf(void)
 {
-	MemoryContext old;
 	OwnerContext oc;
 
 	ensure_rels();
@@ -731,8 +730,6 @@ load_conf(void)
 	}
 	ca_finish();
 	ca_restore_user(&oc);
-	old = CurrentMemoryContext;
-	(void) old;
 }
 
 static void

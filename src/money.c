@@ -122,7 +122,6 @@ parse_currency_amount(const char *str)
 	uint64		mag = 0;
 	int			int_digits = 0;
 	int			frac_digits = 0;
-	const char *frac_start = NULL;
 	uint64		limit;
 
 	while (isspace((unsigned char) *p))
@@ -156,7 +155,6 @@ parse_currency_amount(const char *str)
 	if (*p == '.')
 	{
 		p++;
-		frac_start = p;
 		while (isdigit((unsigned char) *p))
 		{
 			p++;
@@ -223,7 +221,6 @@ parse_currency_amount(const char *str)
 			goto overflow;
 		mag *= 10;
 	}
-	(void) frac_start;
 
 	if (neg)
 		return make_currency_amount(mag == (uint64) PG_INT64_MAX + 1 ? PG_INT64_MIN : -(int64) mag, code);

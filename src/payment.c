@@ -29,8 +29,6 @@
 #include "reason.h"
 #include "spi_util.h"
 
-static SPIPlanPtr plan_channel;
-
 DateADT
 month_minus(DateADT month, int n)
 {
@@ -180,26 +178,6 @@ payment_enforce(int64 customer_id, const char *channel, const char *channel_kind
 						method, customer_id, channel, code),
 				 errdetail("%s", reason_text(code, language)),
 				 errhint("customer_account.payment_options() lists the methods this customer may use.")));
-}
-
-/* channel -> kind and currency, RA002 when unknown (inside SPI) */
-void
-load_channel(const char *channel, char **kind, char **currency, bool read_only)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
-
-	ca_prepare(&plan_channel,
-			   "SELECT kind::text, currency FROM customer_account.channel WHERE code = $1", 1, types);
-	values[0] = CStringGetTextDatum(channel);
-	ca_execute(plan_channel, values, NULL, read_only, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CA_UNKNOWN),
-				 errmsg("unknown channel \"%s\"", channel),
-				 errhint("Channels are added with customer_account.add_channel().")));
-	*kind = ca_get_text(0, 1);
-	*currency = ca_get_text(0, 2);
 }
 
 /*

@@ -19,7 +19,6 @@
 extern void payment_enforce(int64 customer_id, const char *channel, const char *channel_kind,
 							const char *currency, const char *method, int64 total, TimestampTz at,
 							const AccountState *st);
-extern void load_channel(const char *channel, char **kind, char **currency, bool read_only);
 extern DateADT month_minus(DateADT month, int n);
 
 /* the facts and policy for one customer, currency and channel kind; returns the language */
