@@ -526,6 +526,60 @@ apply_money(int64 customer_id, const char *currency, const char *order_no, int64
 	return applied;
 }
 
+static SPIPlanPtr plan_items_overdue;
+
+/*
+ * Settle items with money that is not a payment (a return's credit note):
+ * the unsettled items of order_no, or, with order_no NULL, the undisputed
+ * receivables due before due_before, oldest first.  ref names the return
+ * in the item applications.  Returns what was applied; counts the orders
+ * whose items were paid off.
+ */
+int64
+ca_settle_items(int64 customer_id, const char *currency, const char *order_no, TimestampTz due_before,
+				int64 amount, TimestampTz at, const char *ref, int32 *orders_paid)
+{
+	ItemRow    *rows;
+	int			n;
+	int64		applied = 0;
+
+	if (order_no != NULL)
+		rows = fetch_items(customer_id, currency, order_no, &n);
+	else
+	{
+		Oid			types[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
+		Datum		values[3];
+
+		ca_prepare(&plan_items_overdue,
+				   "SELECT item_id, open, order_no IS NOT NULL FROM customer_account.open_item"
+				   " WHERE customer_id = $1 AND currency = $2 AND settled_at IS NULL AND NOT disputed"
+				   " AND kind <> 'prepayment' AND due_at < $3 ORDER BY due_at, item_id FOR UPDATE",
+				   3, types);
+		values[0] = Int64GetDatum(customer_id);
+		values[1] = CStringGetTextDatum(currency);
+		values[2] = TimestampTzGetDatum(due_before);
+		ca_execute(plan_items_overdue, values, NULL, false, 0);
+		n = (int) SPI_processed;
+		rows = palloc(sizeof(ItemRow) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+		{
+			rows[i].item_id = ca_get_int64(i, 1, NULL);
+			rows[i].open = ca_get_int64(i, 2, NULL);
+			rows[i].is_order = ca_get_bool(i, 3, NULL);
+		}
+	}
+	for (int i = 0; i < n && applied < amount; i++)
+	{
+		int64		take = Min(rows[i].open, amount - applied);
+
+		apply_to_item(customer_id, rows[i].item_id, take, at, ref);
+		applied += take;
+		if (take == rows[i].open && rows[i].is_order)
+			(*orders_paid)++;
+	}
+	return applied;
+}
+
 /* ------------------------------------------------------------------------
  * orders
  * ------------------------------------------------------------------------
