@@ -210,7 +210,7 @@ GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 CREATE TABLE @extschema@.return_request (
     customer_id  bigint NOT NULL,
     return_no    text PRIMARY KEY CHECK (return_no <> '' AND return_no = pg_catalog.btrim(return_no)),
-    order_no     text NOT NULL REFERENCES @extschema@.orders,
+    order_no     text NOT NULL,                             -- the order (orders are never deleted)
     channel      text REFERENCES @extschema@.channel,       -- where the goods came back (NULL: only announced)
     announced_on text REFERENCES @extschema@.channel,       -- where it was announced (NULL: started at a till)
     status       text NOT NULL CHECK (status IN ('announced', 'accepted', 'rejected')),

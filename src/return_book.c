@@ -410,7 +410,8 @@ replay(ReturnSetInfo *rsinfo, Oid action_type, const ReturnCase *rc)
 			   2, types);
 	values[0] = CStringGetTextDatum(rc->return_no);
 	values[1] = Int32GetDatum(rc->decided_line);
-	ca_execute(plan_replay, values, NULL, true, 0);
+	/* not read-only: a fresh snapshot sees the attempt we waited for */
+	ca_execute(plan_replay, values, NULL, false, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		char	   *action = ca_get_text(i, 1);
