@@ -289,6 +289,23 @@ COMMENT ON TABLE @extschema@.return_policy IS
 CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.return_policy
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.config_changed();
 
+-- a merge moves the duplicate's returns to the survivor (merge_customers()
+-- re-points the orders; this keeps the returns with them)
+CREATE FUNCTION @extschema@.return_follow_merge() RETURNS trigger
+LANGUAGE plpgsql SET search_path = @extschema@, pg_temp AS $$
+BEGIN
+    UPDATE @extschema@.return_request r SET customer_id = NEW.merged_into
+    WHERE r.customer_id OPERATOR(pg_catalog.=) NEW.customer_id;
+    UPDATE @extschema@.return_line l SET customer_id = NEW.merged_into
+    WHERE l.customer_id OPERATOR(pg_catalog.=) NEW.customer_id;
+    UPDATE @extschema@.return_refund f SET customer_id = NEW.merged_into
+    WHERE f.customer_id OPERATOR(pg_catalog.=) NEW.customer_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER return_follow_merge AFTER UPDATE OF merged_into ON @extschema@.customer
+    FOR EACH ROW WHEN (NEW.merged_into IS NOT NULL AND OLD.merged_into IS DISTINCT FROM NEW.merged_into)
+    EXECUTE FUNCTION @extschema@.return_follow_merge();
+
 -- decide_return: read-only, direct index reads (EXECUTE is the authorisation)
 CREATE FUNCTION @extschema@.decide_return(order_or_return_no text, sku text, quantity integer, channel text,
         at timestamptz DEFAULT pg_catalog.now(),
@@ -318,6 +335,7 @@ COMMENT ON FUNCTION @extschema@.announce_return(text, jsonb, text) IS
 REVOKE ALL ON FUNCTION @extschema@.decide_return(text, text, integer, text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.accept_return(text, text, integer, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.announce_return(text, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.return_follow_merge() FROM PUBLIC;
 REVOKE ALL ON TABLE @extschema@.return_request, @extschema@.return_line, @extschema@.return_refund,
     @extschema@.return_policy FROM PUBLIC;
 REVOKE ALL ON SEQUENCE @extschema@.return_no_seq FROM PUBLIC;

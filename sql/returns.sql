@@ -264,6 +264,21 @@ UPDATE channel SET cash_refund_limit = NULL WHERE code = 'berlin';
 SELECT action, refund, reason_code FROM pg_temp.decide('C-1', 'BIKE', 1, 'berlin');
 
 ------------------------------------------------------------------------------
+-- a duplicate account with a return is merged: the return moves along
+------------------------------------------------------------------------------
+SELECT register_customer('A. Schmidt', NULL, NULL, 'de', now() - interval '1 year') AS dup \gset
+SELECT place_order('D-1', :dup, 'web', '[{"sku":"MUG","qty":2,"unit_price":"8.00 EUR"}]', 'credit_card', now() - interval '4 days');
+SELECT mark_delivered('D-1', now() - interval '2 days');
+SELECT return_no, action, refund FROM pg_temp.accept('D-1', 'MUG', 1, 'berlin');
+SELECT merge_customers(1, :dup);
+SELECT DISTINCT customer_id FROM return_request WHERE order_no = 'D-1'
+UNION ALL SELECT DISTINCT customer_id FROM return_line WHERE order_no = 'D-1'
+UNION ALL SELECT DISTINCT customer_id FROM return_refund WHERE order_no = 'D-1';
+SELECT action, refund, reason_code FROM pg_temp.decide('D-1', 'MUG', 1, 'berlin');
+SELECT return_no, action, refund FROM pg_temp.accept('D-1', 'MUG', 1, 'berlin');
+SELECT pg_temp.differences() AS differences;
+
+------------------------------------------------------------------------------
 -- bad input: a clear error, and nothing written
 ------------------------------------------------------------------------------
 SELECT count(*) AS ledger_rows, (SELECT count(*) FROM return_line) AS return_lines FROM ledger \gset before_
