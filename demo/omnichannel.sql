@@ -89,5 +89,35 @@ SELECT merge_customers(:anna, :dup);
 SELECT currency, balance, open_amount, lifetime_revenue, orders_12m, last_purchase_by_kind FROM balance(:anna);
 
 \echo
+\echo '=== Scene 7: the web order comes back in a Berlin store ==='
+SELECT mark_delivered('WEB-1001', now() - interval '7 days');
+\echo 'Anna brings the shoes of her web order to the Berlin till. The clerk scans the order number:'
+SELECT * FROM decide_return('WEB-1001', 'SHOE-42', 1, 'store-berlin');
+\echo 'Of 104.87 EUR she has paid 50.00 EUR: the open invoice shrinks first, the rest goes back by bank transfer.'
+SELECT * FROM accept_return('WEB-1001', 'SHOE-42', 1, 'store-berlin');
+\echo 'The web shop learns the outcome from the outbox (NOTIFY customer_account_outbox):'
+SELECT event_id, channel, payload ->> 'return_no' AS return_no, payload ->> 'status' AS status,
+       payload ->> 'refund_total' AS refund_total, payload -> 'refunds' AS refunds
+FROM outbox WHERE topic = 'return' ORDER BY event_id;
+SELECT currency, balance, open_amount, lifetime_revenue, returned_value_12m, return_rate FROM balance(:anna);
+
+\echo
+\echo '=== Scene 8: a refused return, and one announced online and completed at a till ==='
+\echo 'The socks were sold as not returnable: the till refuses, books nothing, and the web shop hears of it.'
+SELECT * FROM accept_return('WEB-1001', 'SOCKS', 3, 'store-berlin');
+\echo 'Anna announces the eBay bag for return on her phone and gets a return number ...'
+SELECT mark_delivered('EBAY-3301', now() - interval '1 day');
+SELECT announce_return('EBAY-3301', '[{"sku":"BAG-1","qty":1}]', 'ebay') AS return_no \gset
+SELECT :'return_no' AS return_no;
+\echo '... which the Berlin till completes; eBay refunds its buyer and is told so.'
+SELECT * FROM accept_return(:'return_no', 'BAG-1', 1, 'store-berlin');
+SELECT channel, payload ->> 'return_no' AS return_no, payload ->> 'status' AS status, payload ->> 'reason_code' AS reason_code
+FROM outbox WHERE topic = 'return' ORDER BY event_id;
+\echo 'Policy is data: a DBA makes sale items exchange-only, and the next decision everywhere follows.'
+INSERT INTO return_policy (sku_pattern, exchange_only, note) VALUES ('SALE-%', true, 'reduced goods: exchange only');
+SELECT place_order('POS-77-0002', :anna, 'store-berlin', '[{"sku":"SALE-SCARF","qty":1,"unit_price":"12.00 EUR"}]', 'cash') AS sale;
+SELECT * FROM decide_return('POS-77-0002', 'SALE-SCARF', 1, 'store-berlin');
+
+\echo
 \echo '=== The books always agree with the ledger (no rows = no difference) ==='
 SELECT * FROM verify_balances();

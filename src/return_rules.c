@@ -162,57 +162,59 @@ set_off_debt(ReturnDecision *d, int64 debt)
 	}
 }
 
-void
-decide_return_rules(const ReturnFacts *f, ReturnDecision *d)
+/*
+ * Whether the item may come back at all: the reason code of the first
+ * check that fails, or NULL.  These checks need only the facts of the
+ * item, the order and the customer, never the money, so a gatherer can
+ * stop early.  floor: whether the legal floor applies (when not refused
+ * before it is known).
+ */
+const char *
+return_refusal(const ReturnFacts *f, int64 *value, bool *floor, bool *exchange_only)
 {
 	int32		bought = 0;
 	bool		returnable;
-	bool		exchange_only;
 	int32		window;
+
+	*value = 0;
+	*floor = false;
+	*exchange_only = false;
+	for (int i = 0; i < f->nlines; i++)
+		bought += f->lines[i].qty;
+	if (!f->sold || f->nlines == 0)
+		return "not_sold_by_us";
+	if (f->quantity > bought)
+		return "quantity_exceeds_purchase";
+	if (f->quantity > bought - f->returned - f->reserved)
+		return "already_returned";
+	if (!f->delivered || f->delivered_at > f->at)
+		return "not_delivered";
+	span_lines(f, value, &returnable, &window, exchange_only);
+	if (!returnable)
+		return "item_not_returnable";
+	*floor = f->distance_sale
+		&& f->declared_at <= f->delivered_at + (TimestampTz) RETURN_LEGAL_FLOOR_DAYS * USECS_PER_DAY;
+	if (!*floor && f->declared_at > f->delivered_at + (TimestampTz) window * USECS_PER_DAY)
+		return "return_window_expired";
+	if (!*floor && f->blocked)
+		return "customer_blocked";
+	return NULL;
+}
+
+void
+decide_return_rules(const ReturnFacts *f, ReturnDecision *d)
+{
+	bool		exchange_only;
 	int64		remaining;
 	int64		cash_left;
 	bool		frequent;
+	const char *refused;
 
 	memset(d, 0, sizeof(*d));
-	for (int i = 0; i < f->nlines; i++)
-		bought += f->lines[i].qty;
-
-	if (!f->sold || f->nlines == 0)
+	refused = return_refusal(f, &d->value, &d->legal_floor, &exchange_only);
+	if (refused != NULL)
 	{
-		refuse(d, "not_sold_by_us");
-		return;
-	}
-	if (f->quantity > bought)
-	{
-		refuse(d, "quantity_exceeds_purchase");
-		return;
-	}
-	if (f->quantity > bought - f->returned - f->reserved)
-	{
-		refuse(d, "already_returned");
-		return;
-	}
-	if (!f->delivered || f->delivered_at > f->at)
-	{
-		refuse(d, "not_delivered");
-		return;
-	}
-	span_lines(f, &d->value, &returnable, &window, &exchange_only);
-	if (!returnable)
-	{
-		refuse(d, "item_not_returnable");
-		return;
-	}
-	d->legal_floor = f->distance_sale
-		&& f->declared_at <= f->delivered_at + (TimestampTz) RETURN_LEGAL_FLOOR_DAYS * USECS_PER_DAY;
-	if (!d->legal_floor && f->declared_at > f->delivered_at + (TimestampTz) window * USECS_PER_DAY)
-	{
-		refuse(d, "return_window_expired");
-		return;
-	}
-	if (!d->legal_floor && f->blocked)
-	{
-		refuse(d, "customer_blocked");
+		refuse(d, refused);
 		return;
 	}
 

@@ -60,6 +60,11 @@ typedef struct ReturnLineFacts
 	bool		exchange_only;
 } ReturnLineFacts;
 
+/*
+ * The facts of one returned item.  Everything up to blocked decides
+ * whether it may come back (return_refusal); the rest, from the cash limit
+ * on, decides where the money goes.
+ */
 typedef struct ReturnFacts
 {
 	int32		quantity;		/* units brought back */
@@ -114,6 +119,9 @@ typedef struct ReturnDecision
 
 /* the decision for one SKU of one order */
 extern void decide_return_rules(const ReturnFacts *f, ReturnDecision *d);
+
+/* why the item may not come back (NULL: it may); needs no money facts */
+extern const char *return_refusal(const ReturnFacts *f, int64 *value, bool *floor, bool *exchange_only);
 
 /* SQL LIKE (% and _, backslash escapes), for the policy's SKU patterns */
 extern bool return_like(const char *s, const char *pattern);

@@ -595,13 +595,16 @@ typedef struct Application
 	TimestampTz applied_at;
 } Application;
 
+/* in the order the money came; the reference breaks a tie */
 static int
 application_cmp(const void *a, const void *b)
 {
 	const Application *x = a;
 	const Application *y = b;
 
-	return x->applied_at < y->applied_at ? -1 : x->applied_at > y->applied_at ? 1 : 0;
+	if (x->applied_at != y->applied_at)
+		return x->applied_at < y->applied_at ? -1 : 1;
+	return strcmp(x->ref, y->ref);
 }
 
 /* the method of a payment reference; false when it is not a payment */
@@ -696,9 +699,10 @@ gather_items(ReturnCase *rc, Snapshot snap, TimestampTz cutoff, const Refunded *
 				a = &apps[napps++];
 				strlcpy(a->ref, ref, sizeof(a->ref));
 				a->amount = 0;
-				a->applied_at = get_ts(&s, rr.a_applied, &has);
+				a->applied_at = PG_INT64_MAX;
 			}
 			apps[k].amount += DatumGetInt64(get(&s, rr.a_amount, &n));
+			apps[k].applied_at = Min(apps[k].applied_at, get_ts(&s, rr.a_applied, &has));
 		}
 		scan_close(&s);
 	}
@@ -734,12 +738,11 @@ gather_items(ReturnCase *rc, Snapshot snap, TimestampTz cutoff, const Refunded *
 	}
 }
 
-/* the account: block, language, return rate, overdue debt */
+/* the customer: block, language, and the credit policy of the sale */
 static void
-gather_account(ReturnCase *rc, Snapshot snap, TimestampTz at, ReturnFacts *f, int64 *overdue_all)
+gather_customer(ReturnCase *rc, Snapshot snap, ReturnFacts *f)
 {
 	CustomerRow c;
-	StateRow	st;
 	const CreditPolicyConf *pol;
 
 	ca_read_customer(rc->customer_id, snap, &c);
@@ -749,6 +752,14 @@ gather_account(ReturnCase *rc, Snapshot snap, TimestampTz at, ReturnFacts *f, in
 	f->max_return_rate = pol->max_return_rate;
 	f->return_rate_min_orders = pol->return_rate_min_orders;
 	rc->overdue_grace_days = pol->overdue_grace_days;
+}
+
+/* the account: 12-month return rate (store sales only), overdue debt */
+static void
+gather_account(ReturnCase *rc, Snapshot snap, TimestampTz at, ReturnFacts *f, int64 *overdue_all)
+{
+	StateRow	st;
+
 	*overdue_all = 0;
 	if (ca_read_states(rc->customer_id, rc->currency, snap, &st, 1) != 1)
 		return;
@@ -782,6 +793,9 @@ returns_gather(ReturnCase *rc, const char *sku, int32 quantity, const char *chan
 	int64		overdue_all;
 	int64		own_overdue = 0;
 	TimestampTz cutoff;
+	int64		value;
+	bool		legal_floor;
+	bool		exchange_only;
 
 	ensure_rels();
 	if (strcmp(ret->currency, rc->currency) != 0)
@@ -807,6 +821,10 @@ returns_gather(ReturnCase *rc, const char *sku, int32 quantity, const char *chan
 	gather_lines(rc, sku, snap, f);
 	f->sold = !rc->cancelled && rc->placed_at <= at && f->nlines > 0;
 	gather_returned(rc, sku, snap, f);
+	gather_customer(rc, snap, f);
+	/* an item that may not come back needs no money facts */
+	if (return_refusal(f, &value, &legal_floor, &exchange_only) != NULL)
+		return;
 	gather_account(rc, snap, at, f, &overdue_all);
 
 	/* the money: the order's own payment, or its items and what paid them */

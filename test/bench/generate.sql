@@ -5,7 +5,8 @@
 -- Run it in one transaction (psql -1): the deferred total check runs at commit.
 --   per customer: 2-6 orders over 18 months on web, app, stores, marketplaces
 --   and the hotline; ~10% in CHF; invoices mostly paid, some late, some not
---   at all (overdue); a few cancellations.  About 10 ledger rows each.
+--   at all (overdue); a few cancellations; returns of recent orders at the
+--   tills.  About 10 ledger rows each.
 \set ON_ERROR_STOP on
 SET LOCAL search_path = customer_account, public;
 INSERT INTO customer_account.customer (customer_id, full_name, email, language, customer_since)
@@ -63,5 +64,16 @@ UPDATE customer_account.orders o SET cancelled_at = o.placed_at + interval '2 ho
 FROM gen_orders g WHERE g.order_no = o.order_no AND (g.h >> 55) % 40 = 0;
 UPDATE customer_account.orders o SET delivered_at = o.placed_at + interval '2 days'
 FROM gen_orders g WHERE g.order_no = o.order_no AND o.cancelled_at IS NULL AND (g.h >> 55) % 40 <> 0;
+-- returns through accept_return(): the first line of about one in four orders
+-- of the last 60 days comes back at a till (or by parcel to the Swiss shop);
+-- refused returns (window, not delivered) are recorded too
+CREATE TEMP TABLE gen_returns ON COMMIT DROP AS
+SELECT r.* FROM gen_orders g
+JOIN gen_lines l ON l.order_no = g.order_no AND l.line_no = 1,
+LATERAL customer_account.accept_return(g.order_no, l.sku, 1,
+    CASE WHEN g.currency = 'CHF' THEN 'web-ch' ELSE (ARRAY['store-berlin', 'store-hamburg'])[1 + (g.h >> 33) % 2] END) r
+WHERE g.placed_at > now() - interval '60 days' AND (g.h >> 35) % 4 = 0
+ORDER BY g.placed_at;
+DROP TABLE gen_returns;
 DROP TABLE gen_lines;
 DROP TABLE gen_orders;
