@@ -60,6 +60,7 @@ required_text(FunctionCallInfo fcinfo, int n, const char *name)
 	return text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
+/* a text parameter, or NULL */
 static Datum
 text_or_null(const char *s, char *null_flag)
 {
@@ -67,6 +68,7 @@ text_or_null(const char *s, char *null_flag)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
+/* minor units as money text, e.g. 19.99 EUR */
 static char *
 format_units(int64 units, int32 code)
 {
@@ -177,6 +179,7 @@ route_tender(const ReturnCase *rc, const ReturnRoute *r, const char **ref, const
 	return "order";
 }
 
+/* one route of an accepted line, with the tender it refunds */
 static void
 write_refund(const ReturnCase *rc, int32 line_no, int route_no, const ReturnRoute *r)
 {
@@ -199,7 +202,7 @@ write_refund(const ReturnCase *rc, int32 line_no, int route_no, const ReturnRout
 	values[2] = Int32GetDatum(line_no);
 	values[3] = Int32GetDatum(route_no);
 	values[4] = CStringGetTextDatum(rc->order_no);
-	values[5] = CStringGetTextDatum(return_action_names[r->action]);
+	values[5] = CStringGetTextDatum(ca_return_action_names[r->action]);
 	values[6] = Int64GetDatum(r->refund);
 	values[7] = CStringGetTextDatum(rc->currency);
 	values[8] = CStringGetTextDatum(r->reason_code);
@@ -209,10 +212,41 @@ write_refund(const ReturnCase *rc, int32 line_no, int route_no, const ReturnRout
 	ca_execute(plan_refund, values, nulls, false, 0);
 }
 
+/* a route that pays money out (not credit, not a reduction) */
 static bool
 is_payout(ReturnAction a)
 {
 	return a == RETURN_REFUND_CASH || a == RETURN_REFUND_ORIGINAL || a == RETURN_VIA_MARKETPLACE;
+}
+
+/* money paid out: a 'refund' entry per route, from the channel that pays it */
+static void
+book_payouts(const ReturnCase *rc, const ReturnDecision *d, const char *channel, int ret_kind,
+			 TimestampTz now)
+{
+	for (int i = 0; i < d->nroutes; i++)
+	{
+		const ReturnRoute *r = &d->routes[i];
+		LedgerEntry p = {0};
+		const char *ref;
+		const char *method;
+
+		if (!is_payout(r->action))
+			continue;
+		(void) route_tender(rc, r, &ref, &method);
+		p.customer_id = rc->customer_id;
+		p.currency = rc->currency;
+		p.entry_type = "refund";
+		p.amount = r->refund;
+		p.event_at = now;
+		p.channel = channel;
+		p.channel_kind = ca_channel_kind_names[ret_kind];
+		p.order_no = rc->order_no;
+		p.payment_ref = ref;
+		p.method = method;
+		p.note = psprintf("return %s: %s", rc->return_no, ca_return_action_names[r->action]);
+		book_entry(&p);
+	}
 }
 
 /*
@@ -266,30 +300,7 @@ book_return(const ReturnCase *rc, const ReturnDecision *d, const char *sku, int3
 	e.note = psprintf("return %s: %d x %s at %s", rc->return_no, qty, sku, channel);
 	book_entry(&e);
 
-	/* money paid out, each route on its own row, from the channel that pays it */
-	for (int i = 0; i < d->nroutes; i++)
-	{
-		const ReturnRoute *r = &d->routes[i];
-		LedgerEntry p = {0};
-		const char *ref;
-		const char *method;
-
-		if (!is_payout(r->action))
-			continue;
-		(void) route_tender(rc, r, &ref, &method);
-		p.customer_id = rc->customer_id;
-		p.currency = rc->currency;
-		p.entry_type = "refund";
-		p.amount = r->refund;
-		p.event_at = now;
-		p.channel = channel;
-		p.channel_kind = ca_channel_kind_names[ret_kind];
-		p.order_no = rc->order_no;
-		p.payment_ref = ref;
-		p.method = method;
-		p.note = psprintf("return %s: %s", rc->return_no, return_action_names[r->action]);
-		book_entry(&p);
-	}
+	book_payouts(rc, d, channel, ret_kind, now);
 
 	/* what was never paid shrinks the order's invoice; overdue debt is set off */
 	if (reduction > 0
@@ -343,7 +354,7 @@ write_outbox(const ReturnCase *rc, const ReturnDecision *d, const char *sku, int
 		(void) route_tender(rc, r, &ref, &method);
 		total += r->refund;
 		appendStringInfo(&js, "%s{\"action\": \"%s\", \"refund\": \"%s\", \"reason_code\": \"%s\", \"method\": ",
-						 i > 0 ? ", " : "", return_action_names[r->action], format_units(r->refund, rc->code),
+						 i > 0 ? ", " : "", ca_return_action_names[r->action], format_units(r->refund, rc->code),
 						 r->reason_code);
 		escape_json(&js, method);
 		appendStringInfoChar(&js, '}');
@@ -370,14 +381,14 @@ put_row(ReturnSetInfo *rsinfo, Oid action_type, const char *return_no, ReturnAct
 	bool		nulls[6] = {false, false, false, false, false, false};
 
 	values[0] = CStringGetTextDatum(return_no);
-	values[1] = DirectFunctionCall2(enum_in, CStringGetDatum(return_action_names[action]),
+	values[1] = DirectFunctionCall2(enum_in, CStringGetDatum(ca_return_action_names[action]),
 									ObjectIdGetDatum(action_type));
 	if (has_refund)
 		values[2] = CurrencyAmountPGetDatum(make_currency_amount(refund, code));
 	else
 		nulls[2] = true;
 	values[3] = CStringGetTextDatum(reason_code);
-	values[4] = CStringGetTextDatum(return_reason(reason_code, action, language));
+	values[4] = CStringGetTextDatum(ca_return_reason(reason_code, action, language));
 	if (method)
 		values[5] = CStringGetTextDatum(method);
 	else
@@ -385,11 +396,12 @@ put_row(ReturnSetInfo *rsinfo, Oid action_type, const char *return_no, ReturnAct
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
+/* the enum value of an action name */
 static ReturnAction
 action_of(const char *name)
 {
 	for (int a = 0; a <= RETURN_REJECT; a++)
-		if (strcmp(return_action_names[a], name) == 0)
+		if (strcmp(ca_return_action_names[a], name) == 0)
 			return (ReturnAction) a;
 	elog(ERROR, "unknown return action \"%s\"", name);
 	return RETURN_REJECT;
@@ -426,6 +438,71 @@ replay(ReturnSetInfo *rsinfo, Oid action_type, const ReturnCase *rc)
 }
 
 /*
+ * The return number of this call: the one named first, or the one given
+ * (which must not belong to another order), or none yet (a new one is
+ * drawn when the decision is recorded).
+ */
+static void
+name_return(ReturnCase *rc, const char *no, const char *given_no, Snapshot snap)
+{
+	char		order_no[128];
+
+	if (rc->by_return)
+	{
+		if (given_no != NULL && strcmp(given_no, rc->return_no) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("return number \"%s\" does not match return \"%s\" named first", given_no, no),
+					 errhint("Pass either the return number first, or the order number and the return number.")));
+		return;
+	}
+	if (given_no == NULL)
+		return;
+	if (ca_return_read(given_no, snap, order_no, sizeof(order_no), &rc->announced, &rc->announced_at)
+		&& strcmp(order_no, rc->order_no) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("return \"%s\" already exists for order \"%s\", not \"%s\"", given_no, order_no,
+						rc->order_no),
+				 errhint("A return number belongs to one order; use a new number.")));
+	strlcpy(rc->return_no, given_no, sizeof(rc->return_no));
+}
+
+/* a first decision: recorded, booked when accepted, told to the channel, answered */
+static void
+decide_and_book(ReturnSetInfo *rsinfo, Oid action_type, ReturnCase *rc, const ReturnFacts *f,
+				const char *sku, int32 quantity, const char *channel, int ret_kind, TimestampTz now)
+{
+	ReturnDecision *d = palloc(sizeof(ReturnDecision));
+	const char *status;
+	int32		line_no;
+
+	ca_return_decide(f, d);
+	status = d->accepted ? "accepted" : "rejected";
+	if (rc->return_no[0] == '\0')
+		strlcpy(rc->return_no, next_return_no(), sizeof(rc->return_no));
+	write_request(rc, channel, status, NULL, now);
+	line_no = write_line(rc, sku, quantity, status, d->reason_code, channel);
+	if (d->accepted)
+	{
+		for (int i = 0; i < d->nroutes; i++)
+			write_refund(rc, line_no, i + 1, &d->routes[i]);
+		book_return(rc, d, sku, quantity, channel, ret_kind, now);
+	}
+	write_outbox(rc, d, sku, quantity, channel);
+	for (int i = 0; i < d->nroutes; i++)
+	{
+		const ReturnRoute *r = &d->routes[i];
+		const char *ref;
+		const char *method;
+
+		(void) route_tender(rc, r, &ref, &method);
+		put_row(rsinfo, action_type, rc->return_no, r->action, r->action != RETURN_REJECT, r->refund,
+				rc->code, r->reason_code, rc->language, r->action == RETURN_REJECT ? NULL : method);
+	}
+}
+
+/*
  * accept_return(order_or_return_no text, sku text, quantity int, channel
  *   text, return_no text DEFAULT NULL) -> TABLE(return_no text, action
  *   return_action, refund currency_amount, reason_code text, reason text,
@@ -444,7 +521,6 @@ accept_return(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	ReturnCase *rc = palloc(sizeof(ReturnCase));
 	ReturnFacts *f = palloc(sizeof(ReturnFacts));
-	ReturnDecision *d = palloc(sizeof(ReturnDecision));
 	const ChannelConf *ch;
 	Oid			action_type;
 	AccountState st;
@@ -469,34 +545,14 @@ accept_return(PG_FUNCTION_ARGS)
 
 	ca_connect();
 	/* find the customer, lock the account, then read everything afresh */
-	returns_resolve(no, GetActiveSnapshot(), rc);
+	ca_return_resolve(no, GetActiveSnapshot(), rc);
 	lock_account(rc->customer_id, rc->currency, &st);
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	returns_resolve(no, snap, rc);
+	ca_return_resolve(no, snap, rc);
 
-	if (rc->by_return)
-	{
-		if (given_no != NULL && strcmp(given_no, rc->return_no) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("return \"%s\" was named twice as \"%s\" and \"%s\"", no, no, given_no),
-					 errhint("Pass either the return number first, or the order number and the return number.")));
-	}
-	else if (given_no != NULL)
-	{
-		char		order_no[128];
+	name_return(rc, no, given_no, snap);
 
-		if (returns_read_return(given_no, snap, order_no, sizeof(order_no), &rc->announced, &rc->announced_at)
-			&& strcmp(order_no, rc->order_no) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("return \"%s\" already exists for order \"%s\", not \"%s\"", given_no, order_no,
-							rc->order_no),
-					 errhint("A return number belongs to one order; use a new number.")));
-		strlcpy(rc->return_no, given_no, sizeof(rc->return_no));
-	}
-
-	returns_gather(rc, sku, quantity, channel, now, snap, f);
+	ca_return_gather(rc, sku, quantity, channel, now, snap, f);
 	if (rc->decided_before)
 	{
 		if (rc->decided_qty != quantity)
@@ -508,32 +564,7 @@ accept_return(PG_FUNCTION_ARGS)
 		replay(rsinfo, action_type, rc);
 	}
 	else
-	{
-		int32		line_no;
-
-		decide_return_rules(f, d);
-		if (rc->return_no[0] == '\0')
-			strlcpy(rc->return_no, next_return_no(), sizeof(rc->return_no));
-		write_request(rc, channel, d->accepted ? "accepted" : "rejected", NULL, now);
-		line_no = write_line(rc, sku, quantity, d->accepted ? "accepted" : "rejected", d->reason_code, channel);
-		if (d->accepted)
-		{
-			for (int i = 0; i < d->nroutes; i++)
-				write_refund(rc, line_no, i + 1, &d->routes[i]);
-			book_return(rc, d, sku, quantity, channel, ch->kind, now);
-		}
-		write_outbox(rc, d, sku, quantity, channel);
-		for (int i = 0; i < d->nroutes; i++)
-		{
-			const ReturnRoute *r = &d->routes[i];
-			const char *ref;
-			const char *method;
-
-			(void) route_tender(rc, r, &ref, &method);
-			put_row(rsinfo, action_type, rc->return_no, r->action, r->action != RETURN_REJECT, r->refund,
-					rc->code, r->reason_code, rc->language, r->action == RETURN_REJECT ? NULL : method);
-		}
-	}
+		decide_and_book(rsinfo, action_type, rc, f, sku, quantity, channel, ch->kind, now);
 	UnregisterSnapshot(snap);
 	ca_finish();
 	return (Datum) 0;
@@ -630,7 +661,7 @@ announce_return(PG_FUNCTION_ARGS)
 				 errmsg("return lines must not be NULL")));
 	(void) ca_channel(channel);
 	ca_connect();
-	returns_resolve(order_no, GetActiveSnapshot(), rc);
+	ca_return_resolve(order_no, GetActiveSnapshot(), rc);
 	if (rc->by_return)
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_UNKNOWN),
@@ -640,17 +671,17 @@ announce_return(PG_FUNCTION_ARGS)
 
 	lock_account(rc->customer_id, rc->currency, &st);
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	returns_resolve(order_no, snap, rc);
+	ca_return_resolve(order_no, snap, rc);
 	for (int i = 0; i < nlines; i++)
 	{
-		returns_gather(rc, lines[i].sku, lines[i].qty, channel, now, snap, f);
-		decide_return_rules(f, d);
+		ca_return_gather(rc, lines[i].sku, lines[i].qty, channel, now, snap, f);
+		ca_return_decide(f, d);
 		if (!d->accepted)
 			ereport(ERROR,
 					(errcode(ERRCODE_CA_REFUSED),
 					 errmsg("%d x \"%s\" of order \"%s\" cannot be returned: %s", lines[i].qty, lines[i].sku,
 							order_no, d->reason_code),
-					 errdetail("%s", return_reason(d->reason_code, RETURN_REJECT, rc->language)),
+					 errdetail("%s", ca_return_reason(d->reason_code, RETURN_REJECT, rc->language)),
 					 errhint("customer_account.decide_return() explains each item.")));
 	}
 

@@ -53,12 +53,70 @@ policy_callback(Datum arg, Oid relid)
 		policy_valid = false;
 }
 
+/* a text column copied into the cache's context (NULL stays NULL) */
 static char *
 conf_strdup(int row, int col)
 {
 	char	   *s = ca_get_text(row, col);
 
 	return s ? MemoryContextStrdup(policy_cxt, s) : NULL;
+}
+
+/* every channel's return window and cash refund limit (inside SPI) */
+static void
+load_channels(MemoryContext cxt)
+{
+	if (SPI_execute("SELECT code, return_window_days,"
+					" customer_account.minor_units(cash_refund_limit)"
+					" FROM customer_account.channel", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read customer_account.channel");
+	nchannels = (int) SPI_processed;
+	channels = MemoryContextAllocZero(cxt, sizeof(ReturnChannelConf) * Max(nchannels, 1));
+	for (int i = 0; i < nchannels; i++)
+	{
+		char	   *code = ca_get_text(i, 1);
+		bool		n;
+
+		strlcpy(channels[i].code, code, sizeof(channels[i].code));
+		channels[i].window_days = ca_get_int32(i, 2, NULL);
+		channels[i].cash_limit = ca_get_int64(i, 3, &n);
+		channels[i].has_cash_limit = !n;
+	}
+}
+
+/* the rules of return_policy, most specific first (inside SPI) */
+static void
+load_rules(MemoryContext cxt)
+{
+	/* most specific first: the first rule that matches a line wins */
+	if (SPI_execute("SELECT channel, channel_kind::text, category, sku_pattern, return_window_days,"
+					" returnable, exchange_only FROM customer_account.return_policy"
+					" ORDER BY sku_pattern IS NULL, category IS NULL, channel IS NULL,"
+					" channel_kind IS NULL, rule_id", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read customer_account.return_policy");
+	nrules = (int) SPI_processed;
+	rules = MemoryContextAllocZero(cxt, sizeof(ReturnRuleConf) * Max(nrules, 1));
+	for (int i = 0; i < nrules; i++)
+	{
+		ReturnRuleConf *r = &rules[i];
+		char	   *channel = ca_get_text(i, 1);
+		char	   *kind = ca_get_text(i, 2);
+		bool		n;
+
+		r->has_channel = channel != NULL;
+		if (channel)
+			strlcpy(r->channel, channel, sizeof(r->channel));
+		r->kind = -1;
+		for (int k = 0; kind && k < CHANNEL_KINDS; k++)
+			if (strcmp(kind, ca_channel_kind_names[k]) == 0)
+				r->kind = k;
+		r->category = conf_strdup(i, 3);
+		r->sku_pattern = conf_strdup(i, 4);
+		r->window_days = ca_get_int32(i, 5, &n);
+		r->has_window = !n;
+		r->returnable = ca_get_bool(i, 6, NULL);
+		r->exchange_only = ca_get_bool(i, 7, NULL);
+	}
 }
 
 /* read both tables into a fresh context; the old cache goes only on success */
@@ -87,52 +145,8 @@ load_policy(void)
 
 		ca_become_owner(&oc);
 		ca_connect();
-		if (SPI_execute("SELECT code, return_window_days,"
-						" customer_account.minor_units(cash_refund_limit)"
-						" FROM customer_account.channel", false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read customer_account.channel");
-		nchannels = (int) SPI_processed;
-		channels = MemoryContextAllocZero(cxt, sizeof(ReturnChannelConf) * Max(nchannels, 1));
-		for (int i = 0; i < nchannels; i++)
-		{
-			char	   *code = ca_get_text(i, 1);
-			bool		n;
-
-			strlcpy(channels[i].code, code, sizeof(channels[i].code));
-			channels[i].window_days = ca_get_int32(i, 2, NULL);
-			channels[i].cash_limit = ca_get_int64(i, 3, &n);
-			channels[i].has_cash_limit = !n;
-		}
-
-		/* most specific first: the first rule that matches a line wins */
-		if (SPI_execute("SELECT channel, channel_kind::text, category, sku_pattern, return_window_days,"
-						" returnable, exchange_only FROM customer_account.return_policy"
-						" ORDER BY sku_pattern IS NULL, category IS NULL, channel IS NULL,"
-						" channel_kind IS NULL, rule_id", false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read customer_account.return_policy");
-		nrules = (int) SPI_processed;
-		rules = MemoryContextAllocZero(cxt, sizeof(ReturnRuleConf) * Max(nrules, 1));
-		for (int i = 0; i < nrules; i++)
-		{
-			ReturnRuleConf *r = &rules[i];
-			char	   *channel = ca_get_text(i, 1);
-			char	   *kind = ca_get_text(i, 2);
-			bool		n;
-
-			r->has_channel = channel != NULL;
-			if (channel)
-				strlcpy(r->channel, channel, sizeof(r->channel));
-			r->kind = -1;
-			for (int k = 0; kind && k < CHANNEL_KINDS; k++)
-				if (strcmp(kind, ca_channel_kind_names[k]) == 0)
-					r->kind = k;
-			r->category = conf_strdup(i, 3);
-			r->sku_pattern = conf_strdup(i, 4);
-			r->window_days = ca_get_int32(i, 5, &n);
-			r->has_window = !n;
-			r->returnable = ca_get_bool(i, 6, NULL);
-			r->exchange_only = ca_get_bool(i, 7, NULL);
-		}
+		load_channels(cxt);
+		load_rules(cxt);
 		ca_finish();
 		ca_restore_user(&oc);
 	}
@@ -148,6 +162,7 @@ load_policy(void)
 		MemoryContextDelete(old_cxt);
 }
 
+/* the cache, loaded again after a change to either table */
 static void
 ensure_policy(void)
 {
@@ -157,6 +172,7 @@ ensure_policy(void)
 		load_policy();
 }
 
+/* a channel's return window and cash refund limit; RA002 when unknown */
 const ReturnChannelConf *
 ca_return_channel(const char *code)
 {
@@ -171,6 +187,7 @@ ca_return_channel(const char *code)
 	return NULL;
 }
 
+/* the most specific rule that matches a line; none: the channel's window */
 void
 ca_return_rule(const char *sold_channel, int sold_kind, const char *category, const char *sku,
 			   int32 channel_window, int32 *window, bool *returnable, bool *exchange_only)
@@ -189,7 +206,7 @@ ca_return_rule(const char *sold_channel, int sold_kind, const char *category, co
 			continue;
 		if (r->category && (category == NULL || strcmp(r->category, category) != 0))
 			continue;
-		if (r->sku_pattern && !return_like(sku, r->sku_pattern))
+		if (r->sku_pattern && !ca_return_like(sku, r->sku_pattern))
 			continue;
 		if (r->has_window)
 			*window = r->window_days;

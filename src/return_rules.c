@@ -22,7 +22,7 @@
 #include "payment_rules.h"
 #include "return_rules.h"
 
-const char *const return_action_names[] = {
+const char *const ca_return_action_names[] = {
 	"refund_cash", "refund_original_payment", "reduce_open_invoice", "store_credit",
 	"exchange_only", "refund_via_marketplace", "reject"
 };
@@ -40,6 +40,7 @@ refuse(ReturnDecision *d, const char *code)
 	d->routes[0].tender = RETURN_TENDER_NONE;
 }
 
+/* one route of the refund; nothing for an empty share */
 static void
 add_route(ReturnDecision *d, ReturnAction action, int64 refund, const char *code, int tender)
 {
@@ -91,6 +92,7 @@ span_lines(const ReturnFacts *f, int64 *value, bool *returnable, int32 *window, 
 	}
 }
 
+/* a store purchase of a customer who sends back more than the policy allows */
 static bool
 frequent_returner(const ReturnFacts *f)
 {
@@ -170,7 +172,7 @@ set_off_debt(ReturnDecision *d, int64 debt)
  * before it is known).
  */
 const char *
-return_refusal(const ReturnFacts *f, int64 *value, bool *floor, bool *exchange_only)
+ca_return_refusal(const ReturnFacts *f, int64 *value, bool *floor, bool *exchange_only)
 {
 	int32		bought = 0;
 	bool		returnable;
@@ -201,8 +203,9 @@ return_refusal(const ReturnFacts *f, int64 *value, bool *floor, bool *exchange_o
 	return NULL;
 }
 
+/* the decision for one SKU of one order: refused, or the routes of the refund */
 void
-decide_return_rules(const ReturnFacts *f, ReturnDecision *d)
+ca_return_decide(const ReturnFacts *f, ReturnDecision *d)
 {
 	bool		exchange_only;
 	int64		remaining;
@@ -211,7 +214,7 @@ decide_return_rules(const ReturnFacts *f, ReturnDecision *d)
 	const char *refused;
 
 	memset(d, 0, sizeof(*d));
-	refused = return_refusal(f, &d->value, &d->legal_floor, &exchange_only);
+	refused = ca_return_refusal(f, &d->value, &d->legal_floor, &exchange_only);
 	if (refused != NULL)
 	{
 		refuse(d, refused);
@@ -262,7 +265,7 @@ decide_return_rules(const ReturnFacts *f, ReturnDecision *d)
 
 /* LIKE with % and _ and backslash as the escape, byte by byte */
 bool
-return_like(const char *s, const char *p)
+ca_return_like(const char *s, const char *p)
 {
 	while (*p)
 	{
@@ -273,7 +276,7 @@ return_like(const char *s, const char *p)
 			if (*p == '\0')
 				return true;
 			for (; *s; s++)
-				if (return_like(s, p))
+				if (ca_return_like(s, p))
 					return true;
 			return false;
 		}

@@ -32,7 +32,7 @@ typedef enum ReturnAction
 	RETURN_REJECT
 } ReturnAction;
 
-extern const char *const return_action_names[];
+extern const char *const ca_return_action_names[];
 
 /* the way money came in, and so the way it goes back */
 typedef enum TenderRoute
@@ -62,7 +62,7 @@ typedef struct ReturnLineFacts
 
 /*
  * The facts of one returned item.  Everything up to blocked decides
- * whether it may come back (return_refusal); the rest, from the cash limit
+ * whether it may come back (ca_return_refusal); the rest, from the cash limit
  * on, decides where the money goes.
  */
 typedef struct ReturnFacts
@@ -118,12 +118,12 @@ typedef struct ReturnDecision
 } ReturnDecision;
 
 /* the decision for one SKU of one order */
-extern void decide_return_rules(const ReturnFacts *f, ReturnDecision *d);
+extern void ca_return_decide(const ReturnFacts *f, ReturnDecision *d);
 
 /* why the item may not come back (NULL: it may); needs no money facts */
-extern const char *return_refusal(const ReturnFacts *f, int64 *value, bool *floor, bool *exchange_only);
+extern const char *ca_return_refusal(const ReturnFacts *f, int64 *value, bool *floor, bool *exchange_only);
 
 /* SQL LIKE (% and _, backslash escapes), for the policy's SKU patterns */
-extern bool return_like(const char *s, const char *pattern);
+extern bool ca_return_like(const char *s, const char *pattern);
 
 #endif

@@ -133,6 +133,7 @@ rels_callback(Datum arg, Oid relid)
 		rr.valid = false;
 }
 
+/* a relation of the extension's schema by name */
 static Oid
 rel(Oid nsp, const char *name)
 {
@@ -146,6 +147,7 @@ rel(Oid nsp, const char *name)
 	return oid;
 }
 
+/* a column number by name */
 static AttrNumber
 attr(Oid relid, const char *name)
 {
@@ -156,6 +158,7 @@ attr(Oid relid, const char *name)
 	return a;
 }
 
+/* resolve the relations and columns once per backend (again after a change) */
 static void
 ensure_rels(void)
 {
@@ -234,6 +237,7 @@ typedef struct IdxScan
 	TupleTableSlot *slot;
 } IdxScan;
 
+/* open heap and index and start a scan with equality keys on the first columns */
 static void
 scan_open(IdxScan *s, Oid heap, Oid index, Snapshot snap, int nkeys, const RegProcedure *procs,
 		  const Datum *args)
@@ -251,12 +255,14 @@ scan_open(IdxScan *s, Oid heap, Oid index, Snapshot snap, int nkeys, const RegPr
 	index_rescan(s->scan, keys, nkeys, NULL, 0);
 }
 
+/* the next visible row, in index order */
 static bool
 scan_next(IdxScan *s)
 {
 	return index_getnext_slot(s->scan, ForwardScanDirection, s->slot);
 }
 
+/* end the scan and close both relations */
 static void
 scan_close(IdxScan *s)
 {
@@ -276,6 +282,7 @@ scan_text(IdxScan *s, Oid heap, Oid index, Snapshot snap, const char *key)
 	scan_open(s, heap, index, snap, 1, &proc, &arg);
 }
 
+/* a column of the current row */
 static Datum
 get(IdxScan *s, AttrNumber a, bool *isnull)
 {
@@ -301,6 +308,7 @@ get_text(IdxScan *s, AttrNumber a, char *buf, int buflen)
 	return !n;
 }
 
+/* a timestamptz column; has: whether it is set */
 static TimestampTz
 get_ts(IdxScan *s, AttrNumber a, bool *has)
 {
@@ -364,16 +372,18 @@ read_return(const char *return_no, Snapshot snap, char *order_no, int order_len,
 	return found;
 }
 
+/* a return by number, for the booking code */
 bool
-returns_read_return(const char *return_no, Snapshot snap, char *order_no, int order_len, bool *announced,
+ca_return_read(const char *return_no, Snapshot snap, char *order_no, int order_len, bool *announced,
 					TimestampTz *announced_at)
 {
 	ensure_rels();
 	return read_return(return_no, snap, order_no, order_len, announced, announced_at);
 }
 
+/* the order (or return) a till names, with its channel and method */
 void
-returns_resolve(const char *order_or_return_no, Snapshot snap, ReturnCase *rc)
+ca_return_resolve(const char *order_or_return_no, Snapshot snap, ReturnCase *rc)
 {
 	char		order_no[128];
 	const ChannelConf *ch;
@@ -567,6 +577,7 @@ gather_refunded(ReturnCase *rc, Snapshot snap, Refunded *r)
 	scan_close(&s);
 }
 
+/* what earlier returns paid back on one payment */
 static int64
 refunded_of(const Refunded *r, const char *ref)
 {
@@ -576,6 +587,7 @@ refunded_of(const Refunded *r, const char *ref)
 	return 0;
 }
 
+/* the way money paid by a method goes back */
 static TenderRoute
 method_route(const ReturnCase *rc, const char *method)
 {
@@ -623,24 +635,19 @@ payment_method_of(const char *ref, Snapshot snap, char *method, int len)
 }
 
 /*
- * The order's open items: what is still unpaid, what of it is overdue, and
- * the money applied to them in the order it came.  Applications made by a
- * return of this order are reductions, not money; a set-off from a return
- * of another order came from credit we owed, so it goes back as credit.
+ * The order's open items: what is still unpaid and what of it is overdue.
+ * Returns the ids of all its items (settled ones too: they were paid).
  */
-static void
-gather_items(ReturnCase *rc, Snapshot snap, TimestampTz cutoff, const Refunded *refunded,
-			 ReturnFacts *f, int64 *own_overdue)
+static int64 *
+gather_open_items(ReturnCase *rc, Snapshot snap, TimestampTz cutoff, ReturnFacts *f, int64 *own_overdue,
+				  int *nitems)
 {
 	IdxScan		s;
-	int64	   *item_ids = palloc(sizeof(int64) * 8);
-	int			nitems = 0;
-	int			cap_items = 8;
-	Application *apps;
-	int			napps = 0;
-	int			cap_apps = 8;
+	int			cap = 8;
+	int64	   *ids = palloc(sizeof(int64) * cap);
 
 	*own_overdue = 0;
+	*nitems = 0;
 	scan_text(&s, rr.item, rr.item_order, snap, rc->order_no);
 	while (scan_next(&s))
 	{
@@ -652,12 +659,12 @@ gather_items(ReturnCase *rc, Snapshot snap, TimestampTz cutoff, const Refunded *
 
 		if (DatumGetInt64(get(&s, rr.i_customer, &n)) != rc->customer_id)
 			continue;
-		if (nitems == cap_items)
+		if (*nitems == cap)
 		{
-			cap_items *= 2;
-			item_ids = repalloc(item_ids, sizeof(int64) * cap_items);
+			cap *= 2;
+			ids = repalloc(ids, sizeof(int64) * cap);
 		}
-		item_ids[nitems++] = DatumGetInt64(get(&s, rr.i_id, &n));
+		ids[(*nitems)++] = DatumGetInt64(get(&s, rr.i_id, &n));
 		(void) get_ts(&s, rr.i_settled, &settled);
 		if (settled)
 			continue;
@@ -669,8 +676,18 @@ gather_items(ReturnCase *rc, Snapshot snap, TimestampTz cutoff, const Refunded *
 			*own_overdue += open;
 	}
 	scan_close(&s);
+	return ids;
+}
 
-	apps = palloc(sizeof(Application) * cap_apps);
+/* the money applied to the items, one entry per payment reference, in the order it came */
+static Application *
+gather_applications(const int64 *item_ids, int nitems, Snapshot snap, int *napps)
+{
+	IdxScan		s;
+	int			cap = 8;
+	Application *apps = palloc(sizeof(Application) * cap);
+
+	*napps = 0;
 	for (int i = 0; i < nitems; i++)
 	{
 		RegProcedure proc = F_INT8EQ;
@@ -681,32 +698,48 @@ gather_items(ReturnCase *rc, Snapshot snap, TimestampTz cutoff, const Refunded *
 		{
 			bool		n;
 			bool		has;
-			Application *a;
 			int			k;
 			char		ref[128];
 
 			get_text(&s, rr.a_ref, ref, sizeof(ref));
-			for (k = 0; k < napps; k++)
+			for (k = 0; k < *napps; k++)
 				if (strcmp(apps[k].ref, ref) == 0)
 					break;
-			if (k == napps)
+			if (k == *napps)
 			{
-				if (napps == cap_apps)
+				if (*napps == cap)
 				{
-					cap_apps *= 2;
-					apps = repalloc(apps, sizeof(Application) * cap_apps);
+					cap *= 2;
+					apps = repalloc(apps, sizeof(Application) * cap);
 				}
-				a = &apps[napps++];
-				strlcpy(a->ref, ref, sizeof(a->ref));
-				a->amount = 0;
-				a->applied_at = PG_INT64_MAX;
+				strlcpy(apps[k].ref, ref, sizeof(apps[k].ref));
+				apps[k].amount = 0;
+				apps[k].applied_at = PG_INT64_MAX;
+				(*napps)++;
 			}
 			apps[k].amount += DatumGetInt64(get(&s, rr.a_amount, &n));
 			apps[k].applied_at = Min(apps[k].applied_at, get_ts(&s, rr.a_applied, &has));
 		}
 		scan_close(&s);
 	}
-	qsort(apps, napps, sizeof(Application), application_cmp);
+	qsort(apps, *napps, sizeof(Application), application_cmp);
+	return apps;
+}
+
+/*
+ * The tenders of an order not settled at once: the money applied to its
+ * items.  Applications made by a return of this order are reductions, not
+ * money; a set-off from a return of another order came from credit we
+ * owed, so it goes back as credit.
+ */
+static void
+gather_items(ReturnCase *rc, Snapshot snap, TimestampTz cutoff, const Refunded *refunded,
+			 ReturnFacts *f, int64 *own_overdue)
+{
+	int			nitems;
+	int			napps;
+	int64	   *item_ids = gather_open_items(rc, snap, cutoff, f, own_overdue, &nitems);
+	Application *apps = gather_applications(item_ids, nitems, snap, &napps);
 
 	for (int k = 0; k < napps; k++)
 	{
@@ -783,8 +816,9 @@ gather_account(ReturnCase *rc, Snapshot snap, TimestampTz at, ReturnFacts *f, in
 	}
 }
 
+/* the facts of one returned item: item facts first, the money only when it may come back */
 void
-returns_gather(ReturnCase *rc, const char *sku, int32 quantity, const char *channel, TimestampTz at,
+ca_return_gather(ReturnCase *rc, const char *sku, int32 quantity, const char *channel, TimestampTz at,
 			   Snapshot snap, ReturnFacts *f)
 {
 	const ChannelConf *ret = ca_channel(channel);
@@ -823,7 +857,7 @@ returns_gather(ReturnCase *rc, const char *sku, int32 quantity, const char *chan
 	gather_returned(rc, sku, snap, f);
 	gather_customer(rc, snap, f);
 	/* an item that may not come back needs no money facts */
-	if (return_refusal(f, &value, &legal_floor, &exchange_only) != NULL)
+	if (ca_return_refusal(f, &value, &legal_floor, &exchange_only) != NULL)
 		return;
 	gather_account(rc, snap, at, f, &overdue_all);
 
@@ -843,13 +877,14 @@ returns_gather(ReturnCase *rc, const char *sku, int32 quantity, const char *chan
 	f->overdue_debt = Max(overdue_all - own_overdue, 0);
 }
 
+/* the sentence for a route: "return.<code>", or "return.ok.<action>" */
 const char *
-return_reason(const char *code, ReturnAction action, const char *language)
+ca_return_reason(const char *code, ReturnAction action, const char *language)
 {
 	char		key[64];
 
 	if (strcmp(code, "ok") == 0)
-		snprintf(key, sizeof(key), "return.ok.%s", return_action_names[action]);
+		snprintf(key, sizeof(key), "return.ok.%s", ca_return_action_names[action]);
 	else
 		snprintf(key, sizeof(key), "return.%s", code);
 	return reason_text(key, language);
@@ -883,9 +918,9 @@ decide_return(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	action_type = TupleDescAttr(rsinfo->setDesc, 0)->atttypid;
 	(void) ca_channel(channel);
-	returns_resolve(no, snap, rc);
-	returns_gather(rc, sku, quantity, channel, at, snap, f);
-	decide_return_rules(f, d);
+	ca_return_resolve(no, snap, rc);
+	ca_return_gather(rc, sku, quantity, channel, at, snap, f);
+	ca_return_decide(f, d);
 
 	for (int i = 0; i < d->nroutes; i++)
 	{
@@ -893,14 +928,14 @@ decide_return(PG_FUNCTION_ARGS)
 		Datum		values[5];
 		bool		nulls[5] = {false, false, false, false, false};
 
-		values[0] = DirectFunctionCall2(enum_in, CStringGetDatum(return_action_names[r->action]),
+		values[0] = DirectFunctionCall2(enum_in, CStringGetDatum(ca_return_action_names[r->action]),
 										ObjectIdGetDatum(action_type));
 		if (r->action == RETURN_REJECT)
 			nulls[1] = true;
 		else
 			values[1] = CurrencyAmountPGetDatum(make_currency_amount(r->refund, rc->code));
 		values[2] = CStringGetTextDatum(r->reason_code);
-		values[3] = CStringGetTextDatum(return_reason(r->reason_code, r->action, rc->language));
+		values[3] = CStringGetTextDatum(ca_return_reason(r->reason_code, r->action, rc->language));
 		if (r->tender >= 0)
 			values[4] = CStringGetTextDatum(rc->tenders[r->tender].method);
 		else if (r->tender == RETURN_TENDER_UNPAID)

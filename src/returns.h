@@ -89,20 +89,20 @@ typedef struct ReturnCase
  * Find the order or return a till names: an order number first, then a
  * return number (RA002 when neither).  Fills the order part of rc.
  */
-extern void returns_resolve(const char *order_or_return_no, Snapshot snap, ReturnCase *rc);
+extern void ca_return_resolve(const char *order_or_return_no, Snapshot snap, ReturnCase *rc);
 
 /* a return by number: its order and when it was announced; false when unknown */
-extern bool returns_read_return(const char *return_no, Snapshot snap, char *order_no, int order_len,
+extern bool ca_return_read(const char *return_no, Snapshot snap, char *order_no, int order_len,
 								bool *announced, TimestampTz *announced_at);
 
 /*
  * The facts for returning quantity units of sku at the channel at time at.
  * The channel must sell in the order's currency (22023 otherwise).
  */
-extern void returns_gather(ReturnCase *rc, const char *sku, int32 quantity, const char *channel,
+extern void ca_return_gather(ReturnCase *rc, const char *sku, int32 quantity, const char *channel,
 						   TimestampTz at, Snapshot snap, ReturnFacts *f);
 
 /* the reason sentence of a route in the customer's language */
-extern const char *return_reason(const char *code, ReturnAction action, const char *language);
+extern const char *ca_return_reason(const char *code, ReturnAction action, const char *language);
 
 #endif
