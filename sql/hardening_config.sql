@@ -4,7 +4,8 @@
 -- fails is never trusted afterwards; names of any length (channel, method,
 -- customer group) are neither cut nor confused; a change in the own
 -- transaction is seen at once, also under REPEATABLE READ, and undone by
--- ROLLBACK.  (Two backends: test/isolation/specs/config_*.spec.)
+-- ROLLBACK; an upgrade from 1.0.0 names the rows beyond the bounds.
+-- (Two backends: test/isolation/specs/config_*.spec.)
 --
 SET search_path = customer_account, public;
 SET client_min_messages = warning;
@@ -110,7 +111,7 @@ WHERE method LIKE 'mmm%' ORDER BY 1;
 SELECT place_order('L-4', 1, 'web', pg_temp.line('30.00 EUR'), repeat('m', 63) || '-voucher') AS long_method_order;
 SELECT pg_temp.try(format($$SELECT customer_account.place_order('L-5', 1, 'web', pg_temp.line('30.00 EUR'), %L)$$,
                           repeat('m', 63) || '-invoice')) AS long_method_refused;
--- groups: Ben's 70-character group has a limit of 5, Carl's (same first 63 bytes) 2000
+-- groups: Ben's 70-character group has limits of 5, Carl's (same first 63 bytes) 2000
 SELECT register_customer('Ben', 'ben@example.com', NULL, 'en', now() - interval '2 years');
 SELECT register_customer('Carl', 'carl@example.com', NULL, 'en', now() - interval '2 years');
 UPDATE customer SET customer_group = repeat('g', 63) || '-small' WHERE customer_id = 2;
@@ -137,4 +138,32 @@ SELECT pg_temp.why(1, '60.00 EUR', 'pop-up', 'invoice') AS own_change_in_rr;
 ROLLBACK;
 SELECT pg_temp.try($$SELECT * FROM customer_account.payment_options(1, '60.00 EUR', 'pop-up')$$) AS after_rollback;
 SELECT pg_temp.why(1, '60.00 EUR', 'web', 'invoice') AS limit_after_rollback;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT count(*) AS channels_before FROM channel;
+SELECT add_channel('pop-up', 'store', 'EUR');
+SELECT pg_temp.why(1, '60.00 EUR', 'pop-up', 'invoice') AS own_change_in_serializable;
+ROLLBACK;
 SELECT * FROM verify_balances();
+
+--
+-- 5. upgrading from 1.0.0: amounts beyond the bounds stop ALTER EXTENSION
+--    UPDATE with 23514 naming every offending row; once corrected, the
+--    update adds the named bounds
+--
+SET client_min_messages = warning;
+DROP EXTENSION customer_account CASCADE;
+CREATE EXTENSION customer_account VERSION '1.0.0';
+RESET client_min_messages;
+UPDATE credit_policy SET credit_limit = 1e16;
+UPDATE payment_method SET max_amount = 'NaN' WHERE code = 'invoice';
+UPDATE dunning_level SET fee = 1e13 WHERE level = 3;
+SELECT pg_temp.try($$ALTER EXTENSION customer_account UPDATE TO '1.1.0'$$) AS update_refused;
+SELECT extversion FROM pg_extension WHERE extname = 'customer_account';
+UPDATE credit_policy SET credit_limit = 1e12;
+UPDATE payment_method SET max_amount = 5000 WHERE code = 'invoice';
+UPDATE dunning_level SET fee = 10 WHERE level = 3;
+ALTER EXTENSION customer_account UPDATE TO '1.1.0';
+SELECT extversion FROM pg_extension WHERE extname = 'customer_account';
+SELECT count(*) AS bounds FROM pg_constraint
+WHERE connamespace = 'customer_account'::regnamespace AND conname LIKE '%\_range';
+SELECT pg_temp.try('UPDATE customer_account.credit_policy SET credit_limit = 1e16') AS bound_after_update;
