@@ -191,8 +191,7 @@ dunning_run(PG_FUNCTION_ARGS)
 			int32		minor;
 			int64		tolerance;
 			const CreditPolicyConf *pol;
-			char		group[64];
-			bool		has_group;
+			char	   *group;
 			Datum		d;
 
 			SPI_tuptable = cands;
@@ -204,14 +203,9 @@ dunning_run(PG_FUNCTION_ARGS)
 			has_last = !isnull;
 			if (has_last)
 				last_day = (int32) DatumGetDateADT(d);
-			{
-				char	   *g = ca_get_text(i, 8);
-
-				has_group = (g != NULL);
-				strlcpy(group, g ? g : "", sizeof(group));
-			}
+			group = ca_get_text(i, 8);	/* any length: matched in full */
 			minor = currency_minor_units(currency_pack(currency, 3));
-			pol = ca_credit_policy(-1, has_group ? group : NULL, currency);
+			pol = ca_credit_policy(-1, group, currency);
 			tolerance = ca_conf_to_units(pol->overdue_tolerance, minor);
 			level = dunning_next_level(ca_get_int32(i, 5, NULL), last_day, has_last, run_day,
 									   (int32) ((as_of_ts - oldest) / USECS_PER_DAY), overdue, tolerance,
