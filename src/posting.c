@@ -181,6 +181,48 @@ fetch_locked_state(int64 customer_id, const char *currency, AccountState *st)
 	return true;
 }
 
+/* RA002: customer_id was merged into merged_into */
+static void
+merged_error(int64 customer_id, int64 merged_into)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CA_UNKNOWN),
+			 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT, customer_id, merged_into),
+			 errhint("Use the surviving customer " INT64_FORMAT ".", merged_into)));
+}
+
+static SPIPlanPtr plan_lock_customer;
+
+/*
+ * Hold the customer row FOR SHARE before creating an account row for it.
+ * A merge holds both customer rows FOR NO KEY UPDATE, which conflicts: so
+ * either the merge waits for this transaction and then moves the new row
+ * with the others, or this waits for the merge and, seeing the customer
+ * merged, refuses with RA002.  Without it, a first booking in a new
+ * currency could land on a customer being merged away and stay there.
+ */
+static void
+lock_customer_share(int64 customer_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(customer_id)};
+	bool		isnull;
+	int64		into;
+
+	ca_prepare(&plan_lock_customer,
+			   "SELECT merged_into FROM customer_account.customer WHERE customer_id = $1 FOR SHARE",
+			   1, types);
+	ca_execute(plan_lock_customer, values, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CA_UNKNOWN),
+				 errmsg("unknown customer " INT64_FORMAT, customer_id)));
+	into = ca_get_int64(0, 1, &isnull);
+	SPI_freetuptable(SPI_tuptable);
+	if (!isnull)
+		merged_error(customer_id, into);
+}
+
 /*
  * Lock the account state row of (customer, currency), creating it on first
  * use.  Everything a writer decides (credit limit, returnable quantity) is
@@ -194,7 +236,13 @@ lock_account(int64 customer_id, const char *currency, AccountState *st)
 	Datum		values[2];
 
 	if (fetch_locked_state(customer_id, currency, st))
+	{
+		/* a merge that held this row may have committed while we waited */
+		check_customer(customer_id);
 		return;
+	}
+	/* the first booking in this currency: exclude a merge of the customer */
+	lock_customer_share(customer_id);
 	ca_prepare(&plan_insert_state,
 			   "INSERT INTO customer_account.account_state (customer_id, currency)"
 			   " VALUES ($1, $2) ON CONFLICT (customer_id, currency) DO NOTHING",
@@ -752,6 +800,9 @@ post_order(HeapTuple tup, TupleDesc td)
 		}
 	}
 	apply_delta(customer_id, currency, &d);
+	/* the UPDATE above took the lock: a merge may have committed while it waited */
+	if (!f.needs_lock)
+		check_customer(customer_id);
 	remember_order(order_no, customer_id, total->code);
 }
 
@@ -1239,86 +1290,183 @@ exec_sql(const char *sql, int64 a, int64 b)
 		elog(ERROR, "merge statement failed: %s", sql);
 }
 
+/*
+ * Lock the two customer rows of a merge in id order and check them under
+ * the lock.  FOR NO KEY UPDATE does not block the FOR KEY SHARE locks that
+ * foreign-key checks of concurrent orders and payments take.  In READ
+ * COMMITTED a locking read returns the newest version of a row it had to
+ * wait for, so a merge that committed meanwhile is seen here.
+ */
+static void
+lock_merge_customers(int64 survivor, int64 duplicate)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(survivor), Int64GetDatum(duplicate)};
+	bool		seen_survivor = false;
+	bool		seen_duplicate = false;
+
+	if (SPI_execute_with_args("SELECT customer_id, merged_into FROM customer_account.customer"
+							  " WHERE customer_id IN ($1, $2) ORDER BY customer_id FOR NO KEY UPDATE",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock customers");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = ca_get_int64(i, 1, NULL);
+		int64		into = ca_get_int64(i, 2, &isnull);
+
+		if (!isnull)
+			merged_error(id, into);
+		seen_survivor |= (id == survivor);
+		seen_duplicate |= (id == duplicate);
+	}
+	if (!seen_survivor || !seen_duplicate)
+		ereport(ERROR,
+				(errcode(ERRCODE_CA_UNKNOWN),
+				 errmsg("unknown customer " INT64_FORMAT, seen_survivor ? duplicate : survivor)));
+}
+
+/* the duplicate's account rows, as locked */
+typedef struct MergeRow
+{
+	char	   *currency;
+	AccountState st;
+} MergeRow;
+
+/*
+ * Lock the account rows of one customer of a merge, by currency; when it
+ * is the duplicate, its orders first (cancel_order locks an order before
+ * the account row) and its rows are returned.
+ */
+static MergeRow *
+lock_merge_accounts(int64 customer_id, int64 duplicate, int *n)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(customer_id), Int64GetDatum(duplicate)};
+	MergeRow   *rows;
+
+	if (customer_id == duplicate
+		&& SPI_execute_with_args("SELECT 1 FROM customer_account.orders WHERE customer_id = $1"
+								 " ORDER BY order_no FOR NO KEY UPDATE", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the orders of customer " INT64_FORMAT, customer_id);
+	/* the survivor's rows of the duplicate's currencies exist already (see merge_customers) */
+	if (SPI_execute_with_args("SELECT currency, balance, open_amount, store_credit, lifetime_revenue,"
+							  " lifetime_returned, orders_count, paid_orders, last_event_at"
+							  " FROM customer_account.account_state WHERE customer_id = $1"
+							  " AND currency IN (SELECT currency FROM customer_account.account_state WHERE customer_id = $2)"
+							  " ORDER BY currency FOR UPDATE",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the accounts of customer " INT64_FORMAT, customer_id);
+	*n = (int) SPI_processed;
+	rows = palloc0(sizeof(MergeRow) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+	{
+		bool		isnull;
+
+		rows[i].currency = ca_get_text(i, 1);
+		rows[i].st.balance = ca_get_int64(i, 2, NULL);
+		rows[i].st.open_amount = ca_get_int64(i, 3, NULL);
+		rows[i].st.store_credit = ca_get_int64(i, 4, NULL);
+		rows[i].st.lifetime_revenue = ca_get_int64(i, 5, NULL);
+		rows[i].st.lifetime_returned = ca_get_int64(i, 6, NULL);
+		rows[i].st.orders_count = ca_get_int32(i, 7, NULL);
+		rows[i].st.paid_orders = ca_get_int32(i, 8, NULL);
+		rows[i].st.last_event_at = ca_get_timestamptz(i, 9, &isnull);
+		rows[i].st.has_last_event = !isnull;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return rows;
+}
+
+/*
+ * merge_customers(survivor, duplicate): the duplicate's books, items,
+ * orders, payments and identities move to the survivor.
+ *
+ * Lock order, the same as every other writer's: the two customer rows by
+ * id; then per customer by id, the duplicate's orders and the account rows
+ * by currency.  Everything is decided after the locks.
+ */
 PG_FUNCTION_INFO_V1(merge_customers);
 Datum
 merge_customers(PG_FUNCTION_ARGS)
 {
 	int64		survivor = PG_GETARG_INT64(0);
 	int64		duplicate = PG_GETARG_INT64(1);
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		values[2] = {Int64GetDatum(survivor), Int64GetDatum(duplicate)};
-	int			ncur;
-	char	  **currencies;
+	MergeRow   *dup_rows = NULL;
+	int			ndup = 0;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
 	if (survivor == duplicate)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot merge customer " INT64_FORMAT " with itself", survivor)));
 	ca_connect();
+	/* early answers without locks; the binding check is made under the locks */
 	check_customer(survivor);
 	check_customer(duplicate);
+	lock_merge_customers(survivor, duplicate);
 
-	/* lock both customers in a fixed order (lower id first): no deadlock */
-	if (SPI_execute_with_args("SELECT 1 FROM customer_account.customer WHERE customer_id IN ($1, $2)"
-							  " ORDER BY customer_id FOR UPDATE", 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock customers");
-	if (SPI_execute_with_args("SELECT currency FROM (SELECT DISTINCT currency FROM customer_account.account_state"
-							  " WHERE customer_id IN ($1, $2)) c ORDER BY currency", 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read currencies");
-	ncur = (int) SPI_processed;
-	currencies = palloc(sizeof(char *) * Max(ncur, 1));
-	for (int i = 0; i < ncur; i++)
-		currencies[i] = ca_get_text(i, 1);
-
-	for (int i = 0; i < ncur; i++)
+	/*
+	 * The survivor gets a row for each currency of the duplicate.  Nobody
+	 * else can be creating one: a first booking in a currency holds the
+	 * customer row FOR SHARE (lock_account), which our lock excludes.
+	 */
+	exec_sql("INSERT INTO customer_account.account_state (customer_id, currency)"
+			 " SELECT $1, currency FROM customer_account.account_state WHERE customer_id = $2"
+			 " ON CONFLICT (customer_id, currency) DO NOTHING", survivor, duplicate);
+	for (int pass = 0; pass < 2; pass++)
 	{
-		AccountState a,
-					b;
-		AccountState *first,
-				   *second;
+		int64		id = (pass == 0) ? Min(survivor, duplicate) : Max(survivor, duplicate);
+		int			n;
+		MergeRow   *rows = lock_merge_accounts(id, duplicate, &n);
+
+		if (id == duplicate)
+		{
+			dup_rows = rows;
+			ndup = n;
+		}
+	}
+
+	for (int i = 0; i < ndup; i++)
+	{
+		AccountState *b = &dup_rows[i].st;
 		LedgerEntry e = {0};
 		AccountDelta d = {0};
-		TimestampTz now = GetCurrentTransactionStartTimestamp();
-
-		first = survivor < duplicate ? &a : &b;
-		second = survivor < duplicate ? &b : &a;
-		lock_account(Min(survivor, duplicate), currencies[i], first);
-		lock_account(Max(survivor, duplicate), currencies[i], second);
-		/* a: survivor, b: duplicate */
 
 		/* the duplicate's books move by a transfer pair, keeping both ledgers whole */
-		e.currency = currencies[i];
+		e.currency = dup_rows[i].currency;
 		e.event_at = now;
 		e.note = psprintf("merge of customer " INT64_FORMAT " into " INT64_FORMAT, duplicate, survivor);
 		e.customer_id = duplicate;
 		e.entry_type = "merge_out";
-		e.amount = -b.balance;
-		e.open_delta = -b.open_amount;
-		e.credit_delta = -b.store_credit;
-		e.revenue_delta = -b.lifetime_revenue;
-		e.returned_delta = -b.lifetime_returned;
-		e.order_delta = -b.orders_count;
+		e.amount = -b->balance;
+		e.open_delta = -b->open_amount;
+		e.credit_delta = -b->store_credit;
+		e.revenue_delta = -b->lifetime_revenue;
+		e.returned_delta = -b->lifetime_returned;
+		e.order_delta = -b->orders_count;
 		book_entry(&e);
 		e.customer_id = survivor;
 		e.entry_type = "merge_in";
-		e.amount = b.balance;
-		e.open_delta = b.open_amount;
-		e.credit_delta = b.store_credit;
-		e.revenue_delta = b.lifetime_revenue;
-		e.returned_delta = b.lifetime_returned;
-		e.order_delta = b.orders_count;
+		e.amount = b->balance;
+		e.open_delta = b->open_amount;
+		e.credit_delta = b->store_credit;
+		e.revenue_delta = b->lifetime_revenue;
+		e.returned_delta = b->lifetime_returned;
+		e.order_delta = b->orders_count;
 		book_entry(&e);
 
-		d.balance = b.balance;
-		d.open = b.open_amount;
-		d.credit = b.store_credit;
-		d.revenue = b.lifetime_revenue;
-		d.returned = b.lifetime_returned;
-		d.orders = b.orders_count;
-		d.paid_orders = b.paid_orders;
-		d.event_at = b.has_last_event ? b.last_event_at : now;
-		d.recompute_due = true;
-		apply_delta(survivor, currencies[i], &d);
+		d.balance = b->balance;
+		d.open = b->open_amount;
+		d.credit = b->store_credit;
+		d.revenue = b->lifetime_revenue;
+		d.returned = b->lifetime_returned;
+		d.orders = b->orders_count;
+		d.paid_orders = b->paid_orders;
+		d.event_at = b->has_last_event ? b->last_event_at : now;
+		/* next_due_at is recomputed below, once the items have moved */
+		d.recompute_due = false;
+		apply_delta(survivor, dup_rows[i].currency, &d);
 	}
 
 	/* survivor takes the duplicate's timestamps, counters by month, items */
@@ -1331,7 +1479,8 @@ merge_customers(PG_FUNCTION_ARGS)
 			 " last_callcenter = GREATEST(s.last_callcenter, x.last_callcenter),"
 			 " last_app = GREATEST(s.last_app, x.last_app),"
 			 " last_event_at = GREATEST(s.last_event_at, x.last_event_at),"
-			 " dunning_level = GREATEST(s.dunning_level, x.dunning_level)"
+			 " dunning_level = GREATEST(s.dunning_level, x.dunning_level),"
+			 " dunned_at = GREATEST(s.dunned_at, x.dunned_at)"
 			 " FROM customer_account.account_state x"
 			 " WHERE s.customer_id = $1 AND x.customer_id = $2 AND x.currency = s.currency", survivor, duplicate);
 	exec_sql("UPDATE customer_account.account_state SET balance = 0, open_amount = 0, store_credit = 0,"
@@ -1347,6 +1496,27 @@ merge_customers(PG_FUNCTION_ARGS)
 	exec_sql("DELETE FROM customer_account.account_period WHERE customer_id = $2 AND $1 IS NOT NULL", survivor, duplicate);
 	exec_sql("UPDATE customer_account.open_item SET customer_id = $1 WHERE customer_id = $2", survivor, duplicate);
 	exec_sql("UPDATE customer_account.item_application SET customer_id = $1 WHERE customer_id = $2", survivor, duplicate);
+
+	/*
+	 * Now that the duplicate's items are the survivor's: the earliest due
+	 * date over all of them (balance() looks for overdue items only when
+	 * it is past), and dunning ends where nothing is overdue any more.
+	 */
+	exec_sql("UPDATE customer_account.account_state s SET"
+			 " next_due_at = (SELECT min(i.due_at) FROM customer_account.open_item i"
+			 "     WHERE i.customer_id = s.customer_id AND i.currency = s.currency"
+			 "       AND i.settled_at IS NULL AND i.kind <> 'prepayment'),"
+			 " dunning_level = CASE WHEN s.dunning_level > 0 AND NOT EXISTS (SELECT 1"
+			 "     FROM customer_account.open_item i WHERE i.customer_id = s.customer_id AND i.currency = s.currency"
+			 "       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())"
+			 "   THEN 0 ELSE s.dunning_level END,"
+			 " dunning_cycle = s.dunning_cycle + CASE WHEN s.dunning_level > 0 AND NOT EXISTS (SELECT 1"
+			 "     FROM customer_account.open_item i WHERE i.customer_id = s.customer_id AND i.currency = s.currency"
+			 "       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())"
+			 "   THEN 1 ELSE 0 END"
+			 " WHERE s.customer_id = $1"
+			 "   AND s.currency IN (SELECT x.currency FROM customer_account.account_state x WHERE x.customer_id = $2)",
+			 survivor, duplicate);
 
 	merging = true;
 	PG_TRY();
