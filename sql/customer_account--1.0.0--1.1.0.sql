@@ -253,6 +253,12 @@ REVOKE ALL ON FUNCTION @extschema@.verify_balances() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.verify_balances() IS
     'every figure the account state and the monthly counters cache, rebuilt from the books; always empty';
 
+-- a merge hands the duplicate's notices of its current dunning cycle to the
+-- survivor, marked with where they came from (a replayed run leaves them out)
+ALTER TABLE @extschema@.dunning_notice ADD COLUMN merged_from bigint;
+COMMENT ON COLUMN @extschema@.dunning_notice.merged_from IS
+    'set on a notice the survivor of merge_customers() took over from this merged-away customer';
+
 -- the money type is for everyone: the schema may be used by PUBLIC, which
 -- then reaches exactly what has EXECUTE for PUBLIC (the type, its functions,
 -- operators and aggregates); tables, sequences and account functions stay closed

@@ -138,7 +138,7 @@ replay_run(ReturnSetInfo *rsinfo, DateADT as_of)
 	Datum		values[1] = {DateADTGetDatum(as_of)};
 
 	if (SPI_execute_with_args("SELECT customer_id, currency, level, overdue_amount, fee, action"
-							  " FROM customer_account.dunning_notice WHERE run_date = $1"
+							  " FROM customer_account.dunning_notice WHERE run_date = $1 AND merged_from IS NULL"
 							  " ORDER BY customer_id, currency", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read dunning notices");
 	for (uint64 i = 0; i < SPI_processed; i++)

@@ -1483,6 +1483,20 @@ merge_customers(PG_FUNCTION_ARGS)
 			 " dunned_at = GREATEST(s.dunned_at, x.dunned_at)"
 			 " FROM customer_account.account_state x"
 			 " WHERE s.customer_id = $1 AND x.customer_id = $2 AND x.currency = s.currency", survivor, duplicate);
+	/*
+	 * The duplicate's notices of its current dunning cycle become the
+	 * survivor's (marked merged_from, so a replayed run does not show them
+	 * again): the survivor's level stays what its notices say.
+	 */
+	exec_sql("INSERT INTO customer_account.dunning_notice AS n"
+			 " (customer_id, currency, level, cycle, run_date, overdue_amount, fee, action, merged_from)"
+			 " SELECT $1, d.currency, d.level, s.dunning_cycle, d.run_date, d.overdue_amount, d.fee, d.action, $2"
+			 " FROM customer_account.dunning_notice d"
+			 " JOIN customer_account.account_state x ON x.customer_id = d.customer_id AND x.currency = d.currency"
+			 "   AND x.dunning_cycle = d.cycle AND x.dunning_level > 0"
+			 " JOIN customer_account.account_state s ON s.customer_id = $1 AND s.currency = d.currency"
+			 " WHERE d.customer_id = $2"
+			 " ON CONFLICT (customer_id, currency, level, cycle) DO NOTHING", survivor, duplicate);
 	exec_sql("UPDATE customer_account.account_state SET balance = 0, open_amount = 0, store_credit = 0,"
 			 " lifetime_revenue = 0, lifetime_returned = 0, orders_count = 0, paid_orders = 0,"
 			 " next_due_at = NULL, dunning_level = 0, updated_at = now() WHERE customer_id = $2 AND $1 IS NOT NULL",
