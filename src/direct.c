@@ -52,6 +52,7 @@
 
 #include "currency.h"
 #include "direct.h"
+#include "input.h"
 #include "money.h"
 #include "spi_util.h"
 
@@ -452,6 +453,37 @@ ca_read_customer(int64 customer_id, Snapshot snap, CustomerRow *row)
 				 errmsg("unknown customer " INT64_FORMAT, customer_id)));
 }
 
+/* one account state row from the slot of a scan */
+static void
+state_from_slot(TupleTableSlot *slot, StateRow *r)
+{
+	slot_text(slot, rels.s_currency, r->currency, sizeof(r->currency), NULL);
+	r->balance = slot_int64(slot, rels.s_balance, NULL);
+	r->open_amount = slot_int64(slot, rels.s_open, NULL);
+	r->store_credit = slot_int64(slot, rels.s_credit, NULL);
+	r->lifetime_revenue = slot_int64(slot, rels.s_revenue, NULL);
+	r->lifetime_returned = slot_int64(slot, rels.s_returned, NULL);
+	r->orders_count = slot_int32(slot, rels.s_orders);
+	r->paid_orders = slot_int32(slot, rels.s_paid);
+	r->dunning_level = slot_int32(slot, rels.s_dunning);
+	r->next_due = slot_ts(slot, rels.s_next_due, &r->has_next_due);
+	r->last_event = slot_ts(slot, rels.s_last_event, &r->has_last_event);
+	for (int k = 0; k < CHANNEL_KINDS; k++)
+		r->last[k] = slot_ts(slot, rels.s_last[k], &r->has_last[k]);
+}
+
+/* start a scan of a customer's state rows, all currencies or one */
+static void
+states_begin(DirectScan *ds, ScanKey key, int64 customer_id, const char *currency, Snapshot snap)
+{
+	ensure_rels();
+	scan_begin(ds, rels.state, rels.state_pkey, snap);
+	key_init(&key[0], ds->index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
+	if (currency)
+		key_init(&key[1], ds->index, 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(currency));
+	scan_keys(ds, snap, key, currency ? 2 : 1);
+}
+
 int
 ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow *rows, int max)
 {
@@ -459,32 +491,39 @@ ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow 
 	ScanKeyData key[2];
 	int			n = 0;
 
-	ensure_rels();
-	scan_begin(&ds, rels.state, rels.state_pkey, snap);
-	key_init(&key[0], ds.index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
-	if (currency)
-		key_init(&key[1], ds.index, 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(currency));
-	scan_keys(&ds, snap, key, currency ? 2 : 1);
-	while (n < max && index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
+	states_begin(&ds, key, customer_id, currency, snap);
+	while (index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
 	{
-		StateRow   *r = &rows[n++];
-
-		slot_text(ds.slot, rels.s_currency, r->currency, sizeof(r->currency), NULL);
-		r->balance = slot_int64(ds.slot, rels.s_balance, NULL);
-		r->open_amount = slot_int64(ds.slot, rels.s_open, NULL);
-		r->store_credit = slot_int64(ds.slot, rels.s_credit, NULL);
-		r->lifetime_revenue = slot_int64(ds.slot, rels.s_revenue, NULL);
-		r->lifetime_returned = slot_int64(ds.slot, rels.s_returned, NULL);
-		r->orders_count = slot_int32(ds.slot, rels.s_orders);
-		r->paid_orders = slot_int32(ds.slot, rels.s_paid);
-		r->dunning_level = slot_int32(ds.slot, rels.s_dunning);
-		r->next_due = slot_ts(ds.slot, rels.s_next_due, &r->has_next_due);
-		r->last_event = slot_ts(ds.slot, rels.s_last_event, &r->has_last_event);
-		for (int k = 0; k < CHANNEL_KINDS; k++)
-			r->last[k] = slot_ts(ds.slot, rels.s_last[k], &r->has_last[k]);
+		/* never drop a row silently: a caller that expects fewer is wrong */
+		if (n >= max)
+			elog(ERROR, "customer " INT64_FORMAT " has more than %d account state rows", customer_id, max);
+		state_from_slot(ds.slot, &rows[n++]);
 	}
 	scan_end(&ds);
 	return n;
+}
+
+StateRow *
+ca_read_all_states(int64 customer_id, Snapshot snap, int *n)
+{
+	DirectScan	ds;
+	ScanKeyData key[2];
+	int			cap = 4;
+	StateRow   *rows = palloc(sizeof(StateRow) * cap);
+
+	*n = 0;
+	states_begin(&ds, key, customer_id, NULL, snap);
+	while (index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
+	{
+		if (*n == cap)
+		{
+			cap *= 2;
+			rows = repalloc(rows, sizeof(StateRow) * cap);
+		}
+		state_from_slot(ds.slot, &rows[(*n)++]);
+	}
+	scan_end(&ds);
+	return rows;
 }
 
 void
@@ -504,10 +543,14 @@ ca_read_periods(int64 customer_id, const char *currency, DateADT after, DateADT 
 	scan_keys(&ds, snap, key, 4);
 	while (index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
 	{
-		sums->revenue += slot_int64(ds.slot, rels.p_revenue, NULL);
-		sums->purchased += slot_int64(ds.slot, rels.p_purchased, NULL);
-		sums->returned += slot_int64(ds.slot, rels.p_returned, NULL);
-		sums->orders += slot_int32(ds.slot, rels.p_orders);
+		ca_add_units(&sums->revenue, slot_int64(ds.slot, rels.p_revenue, NULL), "12-month revenue");
+		ca_add_units(&sums->purchased, slot_int64(ds.slot, rels.p_purchased, NULL), "12-month purchased value");
+		ca_add_units(&sums->returned, slot_int64(ds.slot, rels.p_returned, NULL), "12-month returned value");
+		if (pg_add_s32_overflow(sums->orders, slot_int32(ds.slot, rels.p_orders), &sums->orders))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("12-month order count of customer " INT64_FORMAT " in %s out of range",
+							customer_id, currency)));
 	}
 	scan_end(&ds);
 }
@@ -536,20 +579,20 @@ ca_read_items(int64 customer_id, const char *currency, TimestampTz due_before,
 		bool		n;
 		bool		disputed = DatumGetBool(slot_getattr(ds.slot, rels.i_disputed, &n));
 
-		sums->open += open;
+		ca_add_units(&sums->open, open, "sum of the open items");
 		slot_text(ds.slot, rels.i_kind, kind, sizeof(kind), NULL);
 		if (strcmp(kind, "prepayment") == 0)
 			continue;
-		sums->exposure += open;
+		ca_add_units(&sums->exposure, open, "sum of the open receivables");
 		if (due < due_before)
 		{
-			sums->overdue += open;
+			ca_add_units(&sums->overdue, open, "sum of the overdue receivables");
 			if (!sums->has_oldest || due < sums->oldest_due)
 				sums->oldest_due = due;
 			sums->has_oldest = true;
 		}
 		if (due < undisputed_due_before && !disputed)
-			sums->overdue_undisputed += open;
+			ca_add_units(&sums->overdue_undisputed, open, "sum of the overdue receivables");
 	}
 	scan_end(&ds);
 }

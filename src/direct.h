@@ -71,8 +71,10 @@ typedef struct ItemSums
 
 /* RA002 when unknown; fills row (merged customers are reported, not raised) */
 extern void ca_read_customer(int64 customer_id, Snapshot snap, CustomerRow *row);
-/* the state rows of a customer, all currencies or one; returns how many */
+/* the state rows of a customer, all currencies or one; returns how many (more than max: an error) */
 extern int	ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow *rows, int max);
+/* every state row of a customer, however many currencies (palloc'd) */
+extern StateRow *ca_read_all_states(int64 customer_id, Snapshot snap, int *n);
 extern void ca_read_periods(int64 customer_id, const char *currency, DateADT after, DateADT upto,
 							Snapshot snap, PeriodSums *sums);
 /* unsettled items; only_due_before: stop at the cut-off (overdue only) */

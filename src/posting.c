@@ -35,6 +35,7 @@
 
 #include "currency.h"
 #include "direct.h"
+#include "input.h"
 #include "money.h"
 #include "payment.h"
 #include "posting.h"
@@ -680,6 +681,25 @@ recent_order(const char *order_no)
 	return NULL;
 }
 
+/*
+ * The times of a new order: placed_at in the accepted range, and a delivery
+ * (a till hands the goods over at once) in range and not before placed_at.
+ */
+static void
+check_order_times(HeapTuple tup, TupleDesc td, const char *order_no, TimestampTz placed_at)
+{
+	bool		isnull;
+	TimestampTz at;
+
+	ca_check_event_time(placed_at, "placed_at", "order", order_no);
+	at = DatumGetTimestampTz(tuple_datum(tup, td, "delivered_at", &isnull));
+	if (!isnull)
+	{
+		ca_check_event_time(at, "delivered_at", "order", order_no);
+		ca_check_not_before_placed(at, placed_at, "delivered", order_no);
+	}
+}
+
 static void
 post_order(HeapTuple tup, TupleDesc td)
 {
@@ -706,6 +726,7 @@ post_order(HeapTuple tup, TupleDesc td)
 				 errhint("Insert the order, then cancel it with customer_account.cancel_order().")));
 
 	check_customer(customer_id);
+	check_order_times(tup, td, order_no, placed_at);
 	load_order_facts(channel, method, &f);
 	if (strcmp(f.channel_currency, currency) != 0)
 		ereport(ERROR,
@@ -786,7 +807,7 @@ post_order(HeapTuple tup, TupleDesc td)
 	else
 	{
 		bool		prepaid = strcmp(f.settlement, "prepaid") == 0;
-		TimestampTz due = placed_at + (TimestampTz) f.payment_term_days * USECS_PER_DAY;
+		TimestampTz due = ca_add_days(placed_at, f.payment_term_days, "due date of order", order_no);
 
 		e.open_delta = total->units;
 		book_entry(&e);
@@ -923,6 +944,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 	CurrencyAmount *amount = DatumGetCurrencyAmountP(tuple_datum(tup, td, "amount", &isnull));
 	TimestampTz received_at = DatumGetTimestampTz(tuple_datum(tup, td, "received_at", &isnull));
 	char	   *currency = currency_text(amount);
+	const ChannelConf *ch;
 	char	   *channel_kind;
 	AccountState st;
 	AccountDelta d = {0};
@@ -938,7 +960,9 @@ post_payment(HeapTuple tup, TupleDesc td)
 						currency_amount_to_cstring(amount)),
 				 errhint("Money paid out to the customer is a refund, not a negative payment.")));
 	check_customer(customer_id);
-	channel_kind = (char *) ca_channel_kind_names[ca_channel(channel)->kind];
+	ca_check_event_time(received_at, "received_at", "payment", payment_ref);
+	ch = ca_channel(channel);
+	channel_kind = (char *) ca_channel_kind_names[ch->kind];
 	if (order_no != NULL)
 	{
 		Oid			types[1] = {TEXTOID};
@@ -963,6 +987,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 					 errmsg("cannot apply payment in %s to order \"%s\" in %s", currency, order_no,
 							ca_get_text(0, 2))));
 	}
+	ca_check_payment_method(payment_ref, ch, channel, method, currency);
 
 	lock_account(customer_id, currency, &st);
 	applied = apply_money(customer_id, currency, order_no, amount->units, received_at, payment_ref, &orders_paid);
@@ -998,6 +1023,7 @@ post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, con
 	AccountState st;
 	AccountDelta d = {0};
 	LedgerEntry e = {0};
+	TimestampTz due;
 
 	lock_account(customer_id, currency, &st);
 	e.customer_id = customer_id;
@@ -1008,12 +1034,13 @@ post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, con
 	e.event_at = at;
 	e.note = note;
 	book_entry(&e);
-	insert_item(customer_id, currency, "fee", NULL, fee, at, at + 14 * USECS_PER_DAY);
+	due = ca_add_days(at, 14, "due date of a dunning fee", NULL);
+	insert_item(customer_id, currency, "fee", NULL, fee, at, due);
 	d.balance = fee;
 	d.open = fee;
 	d.event_at = at;
 	d.has_new_due = true;
-	d.new_due_at = at + 14 * USECS_PER_DAY;
+	d.new_due_at = due;
 	apply_delta(customer_id, currency, &d);
 }
 
@@ -1038,6 +1065,31 @@ refuse_change(const char *what, const char *key, const char *hint)
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("%s \"%s\" cannot be changed", what, key),
 			 errhint("%s", hint)));
+}
+
+/* a delivery or cancellation set by an UPDATE: in range, not before placed_at */
+static void
+check_order_change_times(HeapTuple new, TupleDesc td, const char *order_no,
+						 bool old_deliv_null, bool old_cancel_null)
+{
+	bool		isnull;
+	bool		deliv_null;
+	TimestampTz placed_at = DatumGetTimestampTz(tuple_datum(new, td, "placed_at", &isnull));
+	TimestampTz at;
+
+	at = DatumGetTimestampTz(tuple_datum(new, td, "delivered_at", &deliv_null));
+	if (old_deliv_null && !deliv_null)
+	{
+		ca_check_event_time(at, "delivered_at", "order", order_no);
+		ca_check_not_before_placed(at, placed_at, "delivered", order_no);
+	}
+	/* (a delivered order is not cancelled at all: the caller says so) */
+	at = DatumGetTimestampTz(tuple_datum(new, td, "cancelled_at", &isnull));
+	if (old_cancel_null && !isnull && deliv_null)
+	{
+		ca_check_event_time(at, "cancelled_at", "order", order_no);
+		ca_check_not_before_placed(at, placed_at, "cancelled", order_no);
+	}
 }
 
 /*
@@ -1093,6 +1145,7 @@ orders_post(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_CA_REFUSED),
 					 errmsg("order \"%s\" is cancelled and cannot be delivered", order_no)));
+		check_order_change_times(new, td, order_no, old_deliv_null, old_cancel_null);
 		if (old_cancel_null && !new_cancel_null)
 		{
 			if (!new_deliv_null)
