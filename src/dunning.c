@@ -38,6 +38,7 @@
 #include "currency.h"
 #include "direct.h"
 #include "dunning_rules.h"
+#include "input.h"
 #include "money.h"
 #include "posting.h"
 #include "spi_util.h"
@@ -258,7 +259,7 @@ decide(const Ladder *ladder, DateADT as_of, TimestampTz as_of_ts, int *ndecided)
 		pol = ca_credit_policy(-1, group, currency);
 		tolerance = ca_conf_to_units(pol->overdue_tolerance, minor);
 		level = dunning_next_level(ca_get_int32(i, 5, NULL), last_day, has_last, (int32) as_of,
-								   (int32) ((as_of_ts - oldest) / USECS_PER_DAY), overdue, tolerance,
+								   ca_days_between(as_of_ts, oldest, "days overdue"), overdue, tolerance,
 								   ladder->steps, ladder->nsteps);
 		if (level <= 0)
 			continue;
@@ -368,7 +369,15 @@ dunning_run(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("dunning needs a finite date")));
 	/* as_of 00:00 UTC, whatever the session's TimeZone */
-	as_of_ts = date2timestamp_no_overflow(as_of);
+	{
+		int			overflow = 0;
+
+		as_of_ts = date2timestamp_opt_overflow(as_of, &overflow);
+		if (overflow != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("dunning date out of range")));
+	}
 	dval[0] = DateADTGetDatum(as_of);
 	tval[0] = TimestampTzGetDatum(as_of_ts);
 
