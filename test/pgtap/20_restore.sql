@@ -60,5 +60,12 @@ SELECT alike((SELECT value FROM rt WHERE side = 'after' AND key = 'order_again')
     'a restored order is not booked a second time');
 SELECT is((SELECT value FROM rt WHERE side = 'after' AND key = 'verify_balances'), 'ok 0', 'the books agree after the new business');
 
+-- keep the script's log (its path is in the rows) only when something failed
+SELECT num_failed() = 0 AND coalesce(value LIKE '%/ca-restore.%/log', false) AS rt_passed, value AS rt_log
+FROM rt WHERE side = 'log' \gset
+\if :rt_passed
+\setenv CA_RT_LOG :rt_log
+\! case "$CA_RT_LOG" in */ca-restore.*/log) rm -rf "${CA_RT_LOG%/log}" ;; esac
+\endif
 SELECT * FROM finish();
 ROLLBACK;

@@ -55,5 +55,12 @@ SELECT is((SELECT count(*)::int FROM up WHERE side = 'upgraded' AND category NOT
             'constraint', 'index', 'trigger', 'policy', 'sequence', 'type', 'operator', 'opclass', 'extension', 'schema',
             'extversion', 'balance', 'rows', 'verify_balances')), 0, 'every category described is compared');
 
+-- keep the script's log (its path is in the rows) only when something failed
+SELECT num_failed() = 0 AND coalesce(value LIKE '%/ca-upgrade-log.%', false) AS up_passed, value AS up_log
+FROM up WHERE side = 'log' \gset
+\if :up_passed
+\setenv CA_UP_LOG :up_log
+\! case "$CA_UP_LOG" in */ca-upgrade-log.*) rm -f "$CA_UP_LOG" ;; esac
+\endif
 SELECT * FROM finish();
 ROLLBACK;
