@@ -39,6 +39,7 @@
 #include "money.h"
 #include "payment.h"
 #include "posting.h"
+#include "restore.h"
 #include "spi_util.h"
 
 /* set while merge_customers() moves rows, so the order guard lets it */
@@ -717,6 +718,10 @@ post_order(HeapTuple tup, TupleDesc td)
 	LedgerEntry e = {0};
 	bool		not_cancelled;
 
+	/* restored with its ledger entries (pg_restore): it is booked already */
+	if (ca_order_already_posted(tup, td))
+		return;
+
 	/* delivered_at given on insert is fine (handed over at the till); cancelled is not */
 	(void) tuple_datum(tup, td, "cancelled_at", &not_cancelled);
 	if (!not_cancelled)
@@ -953,6 +958,10 @@ post_payment(HeapTuple tup, TupleDesc td)
 	int32		orders_paid = 0;
 	Datum		values[2];
 
+	/* restored with its ledger entries (pg_restore): it is booked already */
+	if (ca_payment_already_posted(tup, td))
+		return;
+
 	if (amount->units <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1164,7 +1173,9 @@ orders_post(PG_FUNCTION_ARGS)
 /*
  * order_line: BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW.
  * Lines belong to an order booked in the same transaction; they carry the
- * order's customer and currency; they never change afterwards.
+ * order's customer and currency; they never change afterwards.  The one
+ * exception is an order restored by pg_restore, whose lines come in the
+ * next transaction (see restore.c).
  */
 
 PG_FUNCTION_INFO_V1(order_line_check);
@@ -1224,7 +1235,8 @@ order_line_check(PG_FUNCTION_ARGS)
 					 errmsg("unknown order \"%s\"", order_no)));
 		if (total.code != price->code)
 			check_same_currency(total.code, price->code, "book");
-		if (!TransactionIdIsCurrentTransactionId(xmin))
+		if (!ca_order_booked_in_this_transaction(order_no, xmin)
+			&& !ca_restored_order_takes_line(order_no, &total, price, qty))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("order \"%s\" was booked in an earlier transaction; its lines are final", order_no),
@@ -1256,7 +1268,8 @@ have_order:
 
 /*
  * order_total_check: a deferred constraint trigger on orders.  At commit,
- * the order's total equals the sum of its lines.
+ * the order's total equals the sum of its lines, unless the order was
+ * restored onto a ledger that booked it earlier (its lines follow).
  */
 PG_FUNCTION_INFO_V1(order_total_check);
 Datum
@@ -1275,7 +1288,7 @@ order_total_check(PG_FUNCTION_ARGS)
 	if (!ca_read_order(order_no, snap, &customer_id, &total, &xmin))
 		return PointerGetDatum(NULL);	/* rolled back to a savepoint */
 	n = ca_sum_order_lines(order_no, snap, total.code, &sum);
-	if (sum != total.units || n == 0)
+	if ((sum != total.units || n == 0) && !ca_order_posted_earlier(order_no))
 	{
 		char		iso[4];
 
