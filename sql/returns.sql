@@ -54,8 +54,8 @@ SELECT mark_delivered('W-3', now() - interval '40 days');
 SELECT place_order('W-4', 1, 'web', '[{"sku":"COAT","qty":1,"unit_price":"120.00 EUR"}]', 'invoice', now() - interval '4 days');
 SELECT mark_delivered('W-4', now() - interval '3 days');
 SELECT place_order('W-5', 1, 'web', '[{"sku":"DRESS","qty":1,"unit_price":"100.00 EUR"}]', 'prepayment', now() - interval '6 days');
--- split tender: 30.00 EUR from a voucher (store credit) first, the rest by PayPal
-SELECT record_payment('V-1', 1, '30.00 EUR', 'store_credit', 'web', 'W-5', now() - interval '6 days');
+-- split tender: 30.00 EUR by bank transfer first, the rest by PayPal
+SELECT record_payment('BT-1', 1, '30.00 EUR', 'bank_transfer', 'web', 'W-5', now() - interval '6 days');
 SELECT record_payment('PP-1', 1, '70.00 EUR', 'paypal', 'web', 'W-5', now() - interval '5 days');
 SELECT mark_delivered('W-5', now() - interval '4 days');
 SELECT place_order('W-6', 1, 'web', '[{"sku":"SALE-CAP","qty":1,"unit_price":"9.00 EUR"},
@@ -75,6 +75,10 @@ COMMIT;
 -- store sales are handed over at the till: delivered when placed
 SELECT place_order('S-1', 1, 'berlin', '[{"sku":"JACKET","qty":1,"unit_price":"149.00 EUR"}]', 'cash', now() - interval '3 days');
 SELECT place_order('S-2', 1, 'hamburg', '[{"sku":"BELT","qty":1,"unit_price":"35.00 EUR"}]', 'credit_card', now() - interval '20 days');
+-- split tender at the till: 60.00 EUR cash, then 40.00 EUR by card
+SELECT place_order('S-5', 1, 'berlin', '[{"sku":"CHAIR","qty":2,"unit_price":"50.00 EUR"}]', 'invoice', now() - interval '2 days');
+SELECT record_payment('TILL-1', 1, '60.00 EUR', 'cash', 'berlin', 'S-5', now() - interval '2 days');
+SELECT record_payment('TILL-2', 1, '40.00 EUR', 'credit_card', 'berlin', 'S-5', now() - interval '2 days' + interval '1 minute');
 SELECT place_order('S-3', 1, 'berlin', '[{"sku":"SALE-SCARF","qty":1,"unit_price":"15.00 EUR"},
     {"sku":"TEA","qty":1,"unit_price":"6.50 EUR","category":"food"}]', 'credit_card', now() - interval '10 days');
 -- 2 Bernd (en): blocked after buying
@@ -124,7 +128,8 @@ INSERT INTO scenario (expect, no, sku, qty, channel, at) VALUES
     ('unpaid_order: the invoice shrinks', 'W-4', 'COAT', 1, 'berlin', now()),
     ('marketplace_order', 'E-1', 'BAG', 2, 'berlin', now()),
     ('cash_limit_exceeded: 100.00 EUR cash, the rest credit', 'S-1', 'JACKET', 1, 'berlin', now()),
-    ('split tender: PayPal first, then the voucher', 'W-5', 'DRESS', 1, 'berlin', now()),
+    ('split tender: PayPal first, then the transfer', 'W-5', 'DRESS', 1, 'berlin', now()),
+    ('split tender at the till: the card, then cash', 'S-5', 'CHAIR', 2, 'berlin', now()),
     ('exchange_only: sale item bought in a store', 'S-3', 'SALE-SCARF', 1, 'berlin', now()),
     ('legal floor: sale item bought online, 10 days', 'W-6', 'SALE-CAP', 1, 'berlin', now()),
     ('legal floor: food bought online, 10 days', 'W-6', 'TEA', 2, 'berlin', now()),
@@ -163,6 +168,10 @@ SELECT count(*) AS ledger_rows, (SELECT count(*) FROM return_request) AS returns
 ------------------------------------------------------------------------------
 -- cash up to the till's limit, the rest as store credit
 SELECT * FROM pg_temp.accept('S-1', 'JACKET', 1, 'berlin');
+SELECT pg_temp.differences() AS differences;
+-- split tender at the till, one chair at a time: the card first, then cash
+SELECT * FROM pg_temp.accept('S-5', 'CHAIR', 1, 'berlin');
+SELECT * FROM pg_temp.accept('S-5', 'CHAIR', 1, 'berlin');
 SELECT pg_temp.differences() AS differences;
 -- the unpaid invoice is reduced, nothing is paid out
 SELECT * FROM pg_temp.accept('W-4', 'COAT', 1, 'berlin');
@@ -236,7 +245,7 @@ WHERE l.status = 'accepted'
   AND o.unit_price * l.qty <> (SELECT sum(f.refund) FROM return_refund f WHERE f.return_no = l.return_no AND f.line_no = l.line_no);
 -- a full return refunds exactly the order's total
 SELECT o.order_no, o.total, sum(f.refund) AS refunded FROM orders o JOIN return_refund f USING (order_no)
-WHERE o.order_no IN ('S-1', 'W-4', 'E-1', 'W-5', 'O-2') GROUP BY 1, 2 ORDER BY 1;
+WHERE o.order_no IN ('S-1', 'W-4', 'E-1', 'W-5', 'S-5', 'O-2') GROUP BY 1, 2 ORDER BY 1;
 
 -- status back to the channel that sold the order
 SELECT channel, payload ->> 'return_no' AS return_no, payload ->> 'order_no' AS order_no, payload ->> 'status' AS status,

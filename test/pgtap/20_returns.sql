@@ -45,7 +45,8 @@ SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
     ARRAY['return_line', 'return_refund', 'return_request'], 'every return table starts with customer_id');
 SELECT ok((SELECT bool_and(c.oid = ANY ((SELECT extconfig FROM pg_extension WHERE extname = 'customer_account')::oid[]))
            FROM pg_class c WHERE c.relnamespace = 'customer_account'::regnamespace
-             AND c.relname IN ('return_request', 'return_line', 'return_refund', 'return_policy', 'return_no_seq')),
+             AND c.relname IN ('return_request', 'return_line', 'return_refund', 'return_policy', 'return_no_seq',
+                               'return_policy_rule_id_seq')),
     'the return tables and the return number sequence are dumped with their data');
 SELECT ok(NOT has_table_privilege('public', 'customer_account.return_request', 'SELECT')
           AND NOT has_table_privilege('public', 'customer_account.return_policy', 'INSERT')
