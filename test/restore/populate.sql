@@ -97,6 +97,10 @@ SELECT ack_outbox(min(event_id)) FROM outbox;
 SELECT set_disputed('DORA-2');
 SELECT refresh_value_segments();
 
+-- returns: one accepted at a till, one announced online and not yet completed
+SELECT count(*) FROM accept_return('POS-2', 'BELT', 1, 'store-berlin');
+SELECT announce_return('HOT-1', '[{"sku":"TV","qty":1}]', 'hotline');
+
 -- the books agree before the dump
 DO $$
 BEGIN
