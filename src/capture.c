@@ -572,6 +572,8 @@ resolve_order_header(const CaptureMap *m, HeapTuple tup, TupleDesc td, OrderHead
 	h->currency = resolve_currency(m, tup, td, h->ch->currency);
 	h->method = resolve_method(m, tup, td);
 	h->has_total = capture_amount(m, CS_TOTAL, tup, td, h->currency, &h->total);
+	if (h->has_total)
+		h->currency = iso_of(h->total.code);	/* a total that carries its currency says which */
 	if (!capture_time(m, CS_PLACED_AT, tup, td, &h->placed_at))
 		h->placed_at = GetCurrentTransactionStartTimestamp();
 	h->event = resolve_event(m, tup, td, order_event_names, EV_PLACE);
@@ -939,7 +941,9 @@ settle_total(const CaptureMap *om, const OrderHeader *h, LineValues *lines, int 
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("capture trigger \"%s\" on %s: order \"%s\" has no lines in %s",
-						om->tgname, om->relname, h->key, get_rel_name(om->lines_relid)),
+						om->tgname, om->relname, h->order_no,
+						quote_qualified_identifier(get_namespace_name(get_rel_namespace(om->lines_relid)),
+												   get_rel_name(om->lines_relid))),
 				 errhint("Insert the order and its lines in one transaction, or give the order a status the status_map holds (hold) until its lines exist.")));
 	for (int i = 0; i < *n; i++)
 	{
@@ -971,7 +975,7 @@ settle_total(const CaptureMap *om, const OrderHeader *h, LineValues *lines, int 
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("capture trigger \"%s\" on %s: order \"%s\" has total %s (argument %d \"%s\") but its lines sum to %s",
-						om->tgname, om->relname, h->key, currency_amount_to_cstring(&h->total),
+						om->tgname, om->relname, h->order_no, currency_amount_to_cstring(&h->total),
 						om->src[CS_TOTAL].argno, om->src[CS_TOTAL].arg, format_units(sum, code)),
 				 errdetail("Lines: %s.", describe_lines(lines, *n)),
 				 errhint("Leave total= out to book the sum of the lines, or name adjust_sku= to book a positive difference (shipping, fees) as one more line.")));
@@ -1123,8 +1127,7 @@ reconcile_order(CaptureMap *om, Relation rel, const char *key, HeapTuple tup, bo
 	{
 		/* booked before: the content must agree; status changes book once */
 		if (strcmp(b.channel, h.channel) != 0 || strcmp(b.method, h.method) != 0
-			|| (h.has_total && !OidIsValid(om->lines_relid)
-				&& (b.total.units != h.total.units || b.total.code != h.total.code)))
+			|| (h.has_total && (b.total.units != h.total.units || b.total.code != h.total.code)))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("capture trigger \"%s\" on %s: order \"%s\" was booked with other content",
@@ -1139,10 +1142,21 @@ reconcile_order(CaptureMap *om, Relation rel, const char *key, HeapTuple tup, bo
 						nb;
 			LineValues *lines = load_lines(om, &h, &n);
 			LineValues *had = booked_lines(h.order_no, &nb);
+			int64		sum = 0;
 			bool		same;
 
-			if (n > 0)
-				(void) settle_total(om, &h, lines, &n);
+			/* the lines as they would be booked now, with the adjustment line */
+			for (int i = 0; i < n; i++)
+				sum += lines[i].price.units * lines[i].qty;
+			if (h.has_total && om->adjust_sku && n > 0 && h.total.units > sum)
+			{
+				memset(&lines[n], 0, sizeof(LineValues));
+				lines[n].sku = (char *) om->adjust_sku;
+				lines[n].qty = 1;
+				lines[n].price = h.total;
+				lines[n].price.units = h.total.units - sum;
+				n++;
+			}
 			qsort(lines, n, sizeof(LineValues), line_cmp);
 			same = (n == nb);
 			for (int i = 0; same && i < n; i++)
@@ -1485,6 +1499,23 @@ run_job(Job *j)
 
 static SPIPlanPtr plan_quarantine;
 
+/*
+ * The reason of a failure: its message, and when that does not name the
+ * trigger (an error of the core, such as an unknown channel), the capture
+ * context line that names the trigger, the argument and the column.
+ */
+static char *
+error_reason(ErrorData *edata)
+{
+	const char *msg = edata->message ? edata->message : "?";
+	const char *ctx = edata->context;
+	const char *at;
+
+	if (strstr(msg, "capture trigger") != NULL || ctx == NULL || (at = strstr(ctx, "capture trigger")) == NULL)
+		return pstrdup(msg);
+	return psprintf("%s (%.*s)", msg, (int) strcspn(at, "\n"), at);
+}
+
 /* put the row in the quarantine with the reason */
 static void
 quarantine_row(Job *j, ErrorData *edata)
@@ -1511,7 +1542,7 @@ quarantine_row(Job *j, ErrorData *edata)
 	values[4] = row_image(j->map, j->rel, j->tup, j->key, &isnull);
 	nulls[4] = isnull ? 'n' : ' ';
 	values[5] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	values[6] = CStringGetTextDatum(edata->message ? edata->message : "?");
+	values[6] = CStringGetTextDatum(error_reason(edata));
 	initStringInfo(&detail);
 	if (edata->detail)
 		appendStringInfoString(&detail, edata->detail);
@@ -2136,7 +2167,7 @@ replay_quarantine(PG_FUNCTION_ARGS)
 						resolved = true;
 					}
 					else
-						outcome = psprintf("failed again: %s: %s", unpack_sql_state(err->sqlerrcode), err->message);
+						outcome = psprintf("failed again: %s: %s", unpack_sql_state(err->sqlerrcode), error_reason(err));
 				}
 				if (orel)
 					table_close(orel, AccessShareLock);
@@ -2154,7 +2185,7 @@ replay_quarantine(PG_FUNCTION_ARGS)
 			if (err)
 			{
 				uv[3] = CStringGetTextDatum(unpack_sql_state(err->sqlerrcode));
-				uv[4] = CStringGetTextDatum(err->message ? err->message : "?");
+				uv[4] = CStringGetTextDatum(error_reason(err));
 				un[3] = un[4] = ' ';
 			}
 			if (SPI_execute_with_args("UPDATE customer_account.capture_quarantine SET"
@@ -2492,7 +2523,9 @@ capture_validate(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 						 errmsg("capture trigger \"%s\" on %s must be AFTER INSERT OR UPDATE ... FOR EACH ROW",
-								NameStr(t->tgname), RelationGetRelationName(rel))));
+								NameStr(t->tgname),
+								quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+														   RelationGetRelationName(rel)))));
 			memset(&trigger, 0, sizeof(trigger));
 			trigger.tgoid = tgoid;
 			trigger.tgname = NameStr(t->tgname);
