@@ -298,6 +298,8 @@ FROM (VALUES
     ('callcenter', 'loyalty_history(bigint)'),
     -- status events back to the channel
     ('shop', 'outbox_pending(text, integer)'), ('shop', 'ack_outbox(bigint)'),
+    -- may this role write for that channel? (asked before acting)
+    ('pos', 'may_write_channel(text)'), ('shop', 'may_write_channel(text)'),
     -- the call center's screen
     ('callcenter', 'account_advice(bigint)'), ('callcenter', 'search(text, integer)'),
     -- reports

@@ -2347,6 +2347,41 @@ has_leading_index(Relation rel, AttrNumber attno)
 	return found;
 }
 
+/* parse a trigger's arguments; NULL and the message (with its hint) on failure */
+static CaptureMap *
+try_parse(Relation rel, const Trigger *t, CaptureKind kind, char **why)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "check_capture", ALLOCSET_SMALL_SIZES);
+	CaptureMap *volatile m = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		m = capture_parse(rel, t, kind, cxt);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *err;
+
+		MemoryContextSwitchTo(oldcontext);
+		err = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		*why = err->hint ? psprintf("%s (%s)", err->message, err->hint) : err->message;
+		m = NULL;
+	}
+	PG_END_TRY();
+	return m;
+}
+
 /* the checks that need data: constants, value maps, links, indexes */
 static void
 check_data(CheckOut *co, Relation rel, CaptureMap *m, bool scan_data)
@@ -2387,9 +2422,13 @@ check_data(CheckOut *co, Relation rel, CaptureMap *m, bool scan_data)
 										   m->src[CS_LINES].arg, get_rel_name(m->lines_relid), nline));
 		else
 		{
-			CaptureMap *lm = capture_map_get(lrel, lt, CAPTURE_LINE);
+			char	   *why = NULL;
+			CaptureMap *lm = try_parse(lrel, lt, CAPTURE_LINE, &why);
 
-			if (lm->src[CS_ORDER_NO].kind == SRC_COLUMN && !has_leading_index(lrel, lm->src[CS_ORDER_NO].attno))
+			if (lm == NULL)
+				check_emit(co, false, psprintf("the capture_order_line trigger of %s does not parse: %s",
+											   get_rel_name(m->lines_relid), why));
+			else if (lm->src[CS_ORDER_NO].kind == SRC_COLUMN && !has_leading_index(lrel, lm->src[CS_ORDER_NO].attno))
 				check_emit(co, false, psprintf("table %s has no index on column \"%s\": every booking reads an order's lines by it",
 											   get_rel_name(m->lines_relid), lm->src[CS_ORDER_NO].colname));
 		}
@@ -2438,10 +2477,8 @@ check_capture(PG_FUNCTION_ARGS)
 	{
 		const Trigger *t = &rel->trigdesc->triggers[i];
 		int			kind = capture_kind_of_function(t->tgfoid);
-		MemoryContext cxt;
-		MemoryContext oldcontext = CurrentMemoryContext;
-		ResourceOwner oldowner = CurrentResourceOwner;
-		CaptureMap *m = NULL;
+		CaptureMap *m;
+		char	   *why = NULL;
 
 		if (kind < 0)
 			continue;
@@ -2451,30 +2488,9 @@ check_capture(PG_FUNCTION_ARGS)
 		co.problems = 0;
 		if (!TRIGGER_FOR_ROW(t->tgtype) || TRIGGER_FOR_BEFORE(t->tgtype) || TRIGGER_FOR_INSTEAD(t->tgtype))
 			check_emit(&co, false, "a capture trigger is AFTER INSERT OR UPDATE ... FOR EACH ROW");
-		cxt = AllocSetContextCreate(CurrentMemoryContext, "check_capture", ALLOCSET_SMALL_SIZES);
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcontext);
-		PG_TRY();
-		{
-			m = capture_parse(rel, t, (CaptureKind) kind, cxt);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcontext);
-			CurrentResourceOwner = oldowner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *err;
-
-			MemoryContextSwitchTo(oldcontext);
-			err = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcontext);
-			CurrentResourceOwner = oldowner;
-			check_emit(&co, false, err->hint ? psprintf("%s (%s)", err->message, err->hint) : err->message);
-			m = NULL;
-		}
-		PG_END_TRY();
+		m = try_parse(rel, t, (CaptureKind) kind, &why);
+		if (m == NULL)
+			check_emit(&co, false, why);
 		if (m != NULL)
 			check_data(&co, rel, m, scan_data);
 		if (co.problems == 0)
