@@ -448,6 +448,13 @@ SELECT count(*) AS orders, count(*) FILTER (WHERE delivered_at IS NOT NULL) AS d
        sum(minor_units(total)) AS cents FROM orders WHERE order_no LIKE 'OLD-%';
 SELECT count(*) AS "lines booked" FROM order_line WHERE order_no LIKE 'OLD-%';
 SELECT count(DISTINCT customer_id) AS "customers created" FROM orders WHERE order_no LIKE 'OLD-%';
+-- the README's loop, one committed batch at a time (all booked already)
+DO $$ BEGIN
+    WHILE NOT (SELECT bool_and(done) FROM customer_account.capture_backfill('old.orders', 7)) LOOP
+        COMMIT;
+    END LOOP;
+END $$;
+SELECT count(*) AS "state left behind" FROM capture_backfill_state;
 -- the payments of the ERP, back-filled: all booked already
 SELECT * FROM capture_backfill('erp.payments');
 
