@@ -381,6 +381,21 @@ static SPIPlanPtr plan_customer_row;
 static SPIPlanPtr plan_register;
 static SPIPlanPtr plan_link;
 static SPIPlanPtr plan_identity_lock;
+static SPIPlanPtr plan_normalize;
+
+/* an identity as customer_identity stores it (find_customer's normalisation) */
+static char *
+normalize_identity(const char *kind, const char *value)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	ca_prepare(&plan_normalize, "SELECT customer_account.normalize_identity($1, $2)", 2, types);
+	values[0] = CStringGetTextDatum(kind);
+	values[1] = CStringGetTextDatum(value);
+	ca_execute(plan_normalize, values, NULL, false, 1);
+	return ca_get_text(0, 1);
+}
 
 static int64
 find_identity(const char *kind, const char *value, bool *found)
@@ -451,14 +466,14 @@ resolve_customer(const CaptureMap *m, HeapTuple tup, TupleDesc td, bool create, 
 		return surviving_customer(m, id);
 	}
 	raw = capture_text_required(m, CS_CUSTOMER, tup, td);
-	value = psprintf("%s%s", m->identity_prefix, raw);
 	prev = ctx_setting(m, CS_CUSTOMER);
+	value = normalize_identity(kind, psprintf("%s%s", m->identity_prefix, raw));
 	id = find_identity(kind, value, found);
 	ctx_setting(m, prev);
 	if (*found || !create || !m->create.allowed)
 		return id;
 
-	/* one creator per identity at a time: a second waits, then finds it */
+	/* one creator per identity at a time (however typed): a second waits, then finds it */
 	{
 		Oid			types[1] = {TEXTOID};
 		Datum		v = CStringGetTextDatum(psprintf("customer_account capture %s %s", kind, value));
@@ -494,7 +509,16 @@ resolve_customer(const CaptureMap *m, HeapTuple tup, TupleDesc td, bool create, 
 			name = value;
 		if (email != NULL && m->customer_kind != CUSTOMER_EMAIL)
 		{
-			/* the same person may be known by email already: link, do not duplicate */
+			/*
+			 * The same person may be known by email already: link, do not
+			 * duplicate.  The email's lock is always taken last, so two
+			 * creators never wait for each other in a circle.
+			 */
+			Datum		v;
+
+			email = normalize_identity("email", email);
+			v = CStringGetTextDatum(psprintf("customer_account capture email %s", email));
+			ca_execute(plan_identity_lock, &v, NULL, false, 1);
 			id = find_identity("email", email, &by_email);
 		}
 		if (!by_email)
