@@ -17,6 +17,8 @@
 #include "access/tupdesc.h"
 #include "commands/trigger.h"
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
 #include "utils/relcache.h"
 
 #include "money.h"
@@ -30,8 +32,8 @@ typedef enum CaptureKind
 	CAPTURE_KINDS
 } CaptureKind;
 
-extern const char *const capture_function_names[CAPTURE_KINDS];
-extern const char *const capture_kind_names[CAPTURE_KINDS];
+extern const char *const ca_capture_function_names[CAPTURE_KINDS];
+extern const char *const ca_capture_kind_names[CAPTURE_KINDS];
 
 /* the settings a trigger argument may name (key=value) */
 typedef enum CaptureSetting
@@ -109,7 +111,7 @@ typedef enum CustomerKind
 	CUSTOMER_EXTERNAL
 } CustomerKind;
 
-extern const char *const capture_customer_kinds[];
+extern const char *const ca_capture_customer_kinds[];
 
 /* create_customer=name:col,email:col,phone:col,language:col|const:xx */
 typedef struct CreateCustomer
@@ -147,18 +149,18 @@ typedef struct CaptureMap
 } CaptureMap;
 
 /* the settings' names, for messages */
-extern const char *capture_setting_name(CaptureSetting s);
+extern const char *ca_capture_setting_name(CaptureSetting s);
 
 /* parse a trigger's arguments; errors name the trigger, argument and column */
-extern CaptureMap *capture_parse(Relation rel, const Trigger *trigger, CaptureKind kind, MemoryContext cxt);
+extern CaptureMap *ca_capture_parse(Relation rel, const Trigger *trigger, CaptureKind kind, MemoryContext cxt);
 /* the cached map of a trigger (parsed once, dropped on a relcache change of its table) */
-extern CaptureMap *capture_map_get(Relation rel, const Trigger *trigger, CaptureKind kind);
+extern CaptureMap *ca_capture_map_get(Relation rel, const Trigger *trigger, CaptureKind kind);
 /* which capture function a trigger calls, or -1 */
-extern int	capture_kind_of_function(Oid funcoid);
+extern int	ca_capture_kind_of_function(Oid funcoid);
 /* the trigger of rel with this OID or name, or NULL */
-extern const Trigger *capture_find_trigger(Relation rel, Oid tgoid, const char *tgname);
+extern const Trigger *ca_capture_find_trigger(Relation rel, Oid tgoid, const char *tgname);
 /* the capture_order trigger whose lines= names lines_relid (InvalidOid when none) */
-extern Oid	capture_find_order_trigger(Oid lines_relid, Oid *order_relid);
+extern Oid	ca_capture_find_order_trigger(Oid lines_relid, Oid *order_relid);
 
 /* ------------------------------------------------------------------------
  * reading mapped values from a row; the error context names the argument
@@ -172,26 +174,100 @@ typedef struct CaptureErrorContext
 	const char *doing;			/* e.g. "booking order" */
 } CaptureErrorContext;
 
-extern void capture_push_context(CaptureErrorContext *ec, ErrorContextCallback *cb, const CaptureMap *map);
-extern void capture_pop_context(ErrorContextCallback *cb);
-extern CaptureErrorContext *capture_current_context(void);
+extern void ca_capture_push_context(CaptureErrorContext *ec, ErrorContextCallback *cb, const CaptureMap *map);
+extern void ca_capture_pop_context(ErrorContextCallback *cb);
+extern CaptureErrorContext *ca_capture_current_context(void);
 
 /* a source's value as text (a column's output or the constant); NULL when null */
-extern char *capture_source_text(const CaptureSource *src, HeapTuple tup, TupleDesc td);
+extern char *ca_capture_source_text(const CaptureSource *src, HeapTuple tup, TupleDesc td);
 /* the value as text (a column's output or the constant); NULL when null or unmapped */
-extern char *capture_text(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td);
+extern char *ca_capture_text(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td);
 /* the same, but NULL is an error naming the argument */
-extern char *capture_text_required(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td);
+extern char *ca_capture_text_required(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td);
 /* an amount; currency is used when the value carries none */
-extern bool capture_amount(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td,
+extern bool ca_capture_amount(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td,
 						   const char *currency, CurrencyAmount *out);
-extern bool capture_time(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, TimestampTz *out);
-extern bool capture_int64(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, int64 *out);
-extern bool capture_bool(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, bool *out);
+extern bool ca_capture_time(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, TimestampTz *out);
+extern bool ca_capture_int64(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, int64 *out);
+extern bool ca_capture_bool(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, bool *out);
 /* map a value through a value map; NULL when unmapped and no '*' */
-extern const char *capture_lookup(const CaptureValueMap *vm, const char *value);
+extern const char *ca_capture_lookup(const CaptureValueMap *vm, const char *value);
 /* raise the error for a value the map does not cover */
-extern void capture_unmapped(const CaptureMap *m, CaptureSetting map_setting, CaptureSetting column_setting,
+extern void ca_capture_unmapped(const CaptureMap *m, CaptureSetting map_setting, CaptureSetting column_setting,
 							 const char *value) pg_attribute_noreturn();
+
+/* point the error context at a setting while other code reads it; restore with the result */
+extern int	ca_capture_enter_setting(const CaptureMap *m, int setting);
+extern void ca_capture_leave_setting(const CaptureMap *m, int prev);
+
+/* ------------------------------------------------------------------------
+ * shared by the capture files (capture.c, capture_book.c,
+ * capture_customer.c, capture_admin.c)
+ * ------------------------------------------------------------------------
+ */
+
+/* what reconciling one key did */
+typedef enum CaptureOutcome
+{
+	OUT_BOOKED,					/* newly booked */
+	OUT_CHANGED,				/* a delivery or cancellation booked */
+	OUT_UNCHANGED,				/* the account already agrees */
+	OUT_NOT_BOOKED,				/* on hold, or cancelled before it was booked */
+	OUT_WAITING,				/* a payment waiting for its order */
+	OUT_QUARANTINED,
+	OUT_COUNT
+} CaptureOutcome;
+
+extern const char *const ca_capture_outcome_names[OUT_COUNT];
+extern const char *const ca_capture_order_events[];	/* place, hold, deliver, cancel */
+extern const char *const ca_capture_book_events[];	/* book, hold */
+
+/* one unit of work: reconcile the key of a map (and the row when at hand) */
+typedef struct CaptureJob
+{
+	CaptureMap *map;
+	Relation	rel;
+	const char *key;
+	HeapTuple	tup;			/* NULL: read the row by key */
+	bool		check_lines;	/* compare the lines of a booked order */
+	bool		validate_only;	/* row time: check the row, book nothing */
+} CaptureJob;
+
+/* run a job in its own SPI connection, in a subtransaction when failures
+ * go to the quarantine (quarantine) or back to the caller (edata) */
+extern CaptureOutcome ca_capture_run(CaptureJob *j, bool quarantine, ErrorData **edata);
+/* the message of a failure, with the context line naming the argument */
+extern char *ca_capture_error_reason(ErrorData *edata);
+
+/* capture_book.c: reconciling the account with the shop's rows */
+extern CaptureOutcome ca_capture_reconcile_order(CaptureMap *om, Relation rel, const char *key, HeapTuple tup,
+												 bool check_lines, bool validate_only);
+extern CaptureOutcome ca_capture_reconcile_payment(CaptureMap *pm, Relation rel, const char *key, HeapTuple tup,
+												   bool validate_only);
+extern CaptureOutcome ca_capture_reconcile_return(CaptureMap *rm, Relation rel, const char *key, HeapTuple tup,
+												  bool validate_only);
+extern void ca_capture_validate_line(const CaptureMap *lm, HeapTuple tup, TupleDesc td);
+extern Oid	ca_capture_accept_return_oid(void);
+
+/* capture_book.c: statements over the shop's tables */
+extern SPIPlanPtr ca_capture_plan(const char *sql, int nargs, Oid *types);
+extern Datum ca_capture_key_datum(Relation rel, AttrNumber attno, const char *key, Oid *type);
+extern HeapTuple ca_capture_row_tuple(Datum d, Oid relid);
+extern Datum ca_capture_row_image(const CaptureMap *m, Relation rel, HeapTuple tup, const char *key, bool *isnull);
+extern CaptureSetting ca_capture_key_setting(CaptureKind kind);
+extern char *ca_capture_upper_trim(const char *s);
+
+/* capture_customer.c */
+extern int64 ca_capture_resolve_customer(const CaptureMap *m, HeapTuple tup, TupleDesc td, bool create,
+										 TimestampTz since, bool *found);
+extern void ca_capture_unknown_customer(const CaptureMap *m, HeapTuple tup, TupleDesc td) pg_attribute_noreturn();
+
+/* a text Datum, or the null flag */
+static inline Datum
+ca_capture_text_or_null(const char *s, char *null_flag)
+{
+	*null_flag = s ? ' ' : 'n';
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
 
 #endif

@@ -56,10 +56,10 @@
 extern PGDLLEXPORT Datum currency_amount_in(PG_FUNCTION_ARGS);
 extern PGDLLEXPORT Datum currency_amount_from_numeric(PG_FUNCTION_ARGS);
 
-const char *const capture_function_names[CAPTURE_KINDS] =
+const char *const ca_capture_function_names[CAPTURE_KINDS] =
 {"capture_order", "capture_order_line", "capture_payment", "capture_return"};
-const char *const capture_kind_names[CAPTURE_KINDS] = {"order", "line", "payment", "return"};
-const char *const capture_customer_kinds[] =
+const char *const ca_capture_kind_names[CAPTURE_KINDS] = {"order", "line", "payment", "return"};
+const char *const ca_capture_customer_kinds[] =
 {"id", "email", "phone", "loyalty_card", "marketplace", "external", NULL};
 
 /* ------------------------------------------------------------------------
@@ -124,8 +124,9 @@ static const SettingDef settings[CS_COUNT] = {
 static const char *const order_events[] = {"place", "hold", "deliver", "cancel", NULL};
 static const char *const book_events[] = {"book", "hold", NULL};
 
+/* the name a trigger argument uses for a setting */
 const char *
-capture_setting_name(CaptureSetting s)
+ca_capture_setting_name(CaptureSetting s)
 {
 	return settings[s].name;
 }
@@ -169,6 +170,7 @@ column_list(Relation rel)
 	return buf.data;
 }
 
+/* a value class in words, for messages */
 static const char *
 vclass_name(char vclass)
 {
@@ -210,6 +212,7 @@ type_fits(Oid typid, char vclass, bool minor, Oid money_type)
 	return true;
 }
 
+/* which column types a value class takes, for hints */
 static const char *
 type_hint(char vclass)
 {
@@ -280,6 +283,7 @@ parse_source(ArgParse *ps, CaptureSetting s, const char *value, CaptureSource *s
 				 errhint("%s", type_hint(vclass))));
 }
 
+/* is v one of the NULL-terminated list? */
 static bool
 in_list(const char *v, const char *const *list)
 {
@@ -365,10 +369,10 @@ parse_customer(ArgParse *ps, const char *value)
 						ps->trigger->tgname, ps->map->relname, ps->argno, ps->arg),
 				 errhint("Write customer=id:column (the account's customer id) or customer=email:column; kinds are id, email, phone, loyalty_card, marketplace and external.")));
 	kind = pnstrdup(value, colon - value);
-	for (k = 0; capture_customer_kinds[k]; k++)
-		if (strcmp(capture_customer_kinds[k], kind) == 0)
+	for (k = 0; ca_capture_customer_kinds[k]; k++)
+		if (strcmp(ca_capture_customer_kinds[k], kind) == 0)
 			break;
-	if (capture_customer_kinds[k] == NULL)
+	if (ca_capture_customer_kinds[k] == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\": \"%s\" is not an identity kind",
@@ -439,6 +443,7 @@ resolve_table(const char *name, Oid default_nsp, bool missing_ok)
 	return get_relname_relid(name, default_nsp);
 }
 
+/* lines=schema.table (the capture_order_line table) or lines=none */
 static void
 parse_lines(ArgParse *ps, const char *value)
 {
@@ -473,8 +478,17 @@ check_combinations(ArgParse *ps)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg(TRIGGER_PREFIX_FMT "%s() needs the argument %s=",
-							tg, m->relname, capture_function_names[m->kind], settings[s].name),
+							tg, m->relname, ca_capture_function_names[m->kind], settings[s].name),
 					 errhint("See \"Capture triggers\" in the README for every setting.")));
+	{
+		int			key = m->kind == CAPTURE_PAYMENT ? CS_PAYMENT_REF : m->kind == CAPTURE_RETURN ? CS_RETURN_NO : CS_ORDER_NO;
+
+		if (m->src[key].kind == SRC_CONST)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\": the key is a column, not a constant",
+							tg, m->relname, m->src[key].argno, m->src[key].arg)));
+	}
 	if (m->kind == CAPTURE_LINE && m->src[CS_UNIT_PRICE].kind == SRC_NONE && m->src[CS_LINE_TOTAL].kind == SRC_NONE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -535,6 +549,112 @@ check_combinations(ArgParse *ps)
 	}
 }
 
+/* the setting an argument's key names; an unknown one lists the settings */
+static int
+setting_of(ArgParse *ps, const char *key)
+{
+	CaptureKind kind = ps->map->kind;
+	int			s;
+	StringInfoData known;
+
+	for (s = 0; s < CS_COUNT; s++)
+		if (strcmp(settings[s].name, key) == 0 && (settings[s].allowed & (1 << kind)))
+			return s;
+	initStringInfo(&known);
+	for (int k = 0; k < CS_COUNT; k++)
+		if (settings[k].allowed & (1 << kind))
+			appendStringInfo(&known, "%s%s", known.len ? ", " : "", settings[k].name);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\": \"%s\" is not a setting of %s()",
+					ps->trigger->tgname, ps->map->relname, ps->argno, ps->arg, key,
+					ca_capture_function_names[kind]),
+			 errhint("Settings of %s(): %s.", ca_capture_function_names[kind], known.data)));
+	return -1;					/* not reached */
+}
+
+/* the value of one setting, by the setting's form */
+static void
+parse_value(ArgParse *ps, int s, const char *value)
+{
+	CaptureMap *m = ps->map;
+
+	switch (settings[s].form)
+	{
+		case 's':
+		case 'a':
+			parse_source(ps, (CaptureSetting) s, value, &m->src[s], settings[s].vclass);
+			break;
+		case 'c':
+			parse_customer(ps, value);
+			break;
+		case 'm':
+			parse_value_map(ps, value, s == CS_METHOD_MAP ? &m->method_map : &m->status_map,
+							s == CS_METHOD_MAP ? NULL : (m->kind == CAPTURE_ORDER ? order_events : book_events));
+			break;
+		case 't':
+			if (s == CS_PREFIX)
+				m->prefix = value;
+			else if (s == CS_ORDER_PREFIX)
+				m->order_prefix = value;
+			else if (s == CS_IDENTITY_PREFIX)
+				m->identity_prefix = value;
+			else
+				m->adjust_sku = value;
+			break;
+		case 'n':
+			parse_create(ps, value);
+			break;
+		case 'l':
+			parse_lines(ps, value);
+			break;
+		case 'e':
+			if (strcmp(value, "fail") != 0 && strcmp(value, "quarantine") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\": on_error is fail or quarantine",
+								ps->trigger->tgname, m->relname, ps->argno, ps->arg)));
+			m->quarantine = (strcmp(value, "quarantine") == 0);
+			break;
+	}
+}
+
+/* one argument, key=value */
+static void
+parse_argument(ArgParse *ps, int i)
+{
+	const Trigger *trigger = ps->trigger;
+	CaptureMap *m = ps->map;
+	char	   *arg = pstrdup(trigger->tgargs[i]);
+	char	   *eq = strchr(arg, '=');
+	int			s;
+
+	ps->argno = i + 1;
+	ps->arg = pstrdup(trigger->tgargs[i]);
+	if (eq == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\" is not key=value",
+						trigger->tgname, m->relname, ps->argno, ps->arg),
+				 errhint("Write each argument as a string such as 'order_no=id' or 'channel=const:web-de'.")));
+	*eq = '\0';
+	s = setting_of(ps, arg);
+	if (m->src[s].argno != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\" sets %s a second time",
+						trigger->tgname, m->relname, ps->argno, ps->arg, arg)));
+	if (eq[1] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\" has no value",
+						trigger->tgname, m->relname, ps->argno, ps->arg)));
+	m->src[s].argno = ps->argno;
+	m->src[s].arg = ps->arg;
+	parse_value(ps, s, eq + 1);
+}
+
+/* the OID of the extension's schema */
 static Oid
 extension_namespace(void)
 {
@@ -547,12 +667,11 @@ extension_namespace(void)
  * method exists is checked when a row arrives and by check_capture().
  */
 CaptureMap *
-capture_parse(Relation rel, const Trigger *trigger, CaptureKind kind, MemoryContext cxt)
+ca_capture_parse(Relation rel, const Trigger *trigger, CaptureKind kind, MemoryContext cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	ArgParse	ps;
 	CaptureMap *m = palloc0(sizeof(CaptureMap));
-	bool		on_error_seen = false;
 
 	m->tgoid = trigger->tgoid;
 	m->relid = RelationGetRelid(rel);
@@ -578,102 +697,11 @@ capture_parse(Relation rel, const Trigger *trigger, CaptureKind kind, MemoryCont
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg(TRIGGER_PREFIX_FMT "%s() needs arguments that map the table's columns",
-						trigger->tgname, m->relname, capture_function_names[kind]),
+						trigger->tgname, m->relname, ca_capture_function_names[kind]),
 				 errhint("For example EXECUTE FUNCTION customer_account.capture_order('order_no=id', 'customer=email:email', 'channel=const:web-de', 'method=const:invoice', 'total=grand_total').")));
 
 	for (int i = 0; i < trigger->tgnargs; i++)
-	{
-		char	   *shown = pstrdup(trigger->tgargs[i]);
-		char	   *arg = pstrdup(trigger->tgargs[i]);
-		char	   *eq = strchr(arg, '=');
-		char	   *key;
-		char	   *value;
-		int			s;
-
-		ps.argno = i + 1;
-		ps.arg = shown;
-		if (eq == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\" is not key=value",
-							trigger->tgname, m->relname, i + 1, trigger->tgargs[i]),
-					 errhint("Write each argument as a string such as 'order_no=id' or 'channel=const:web-de'.")));
-		*eq = '\0';
-		key = arg;
-		value = eq + 1;
-		for (s = 0; s < CS_COUNT; s++)
-			if (strcmp(settings[s].name, key) == 0)
-				break;
-		if (s == CS_COUNT || !(settings[s].allowed & (1 << kind)))
-		{
-			StringInfoData known;
-
-			initStringInfo(&known);
-			for (int k = 0; k < CS_COUNT; k++)
-				if (settings[k].allowed & (1 << kind))
-					appendStringInfo(&known, "%s%s", known.len ? ", " : "", settings[k].name);
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\": \"%s\" is not a setting of %s()",
-							trigger->tgname, m->relname, i + 1, trigger->tgargs[i], key,
-							capture_function_names[kind]),
-					 errhint("Settings of %s(): %s.", capture_function_names[kind], known.data)));
-		}
-		if (m->src[s].argno != 0 || (s == CS_ON_ERROR && on_error_seen))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\" sets %s a second time",
-							trigger->tgname, m->relname, i + 1, trigger->tgargs[i], key)));
-		if (value[0] == '\0')
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\" has no value",
-							trigger->tgname, m->relname, i + 1, trigger->tgargs[i])));
-		m->src[s].argno = i + 1;
-		m->src[s].arg = ps.arg;
-		switch (settings[s].form)
-		{
-			case 's':
-			case 'a':
-				parse_source(&ps, (CaptureSetting) s, value, &m->src[s], settings[s].vclass);
-				break;
-			case 'c':
-				parse_customer(&ps, value);
-				break;
-			case 'm':
-				parse_value_map(&ps, value, s == CS_METHOD_MAP ? &m->method_map : &m->status_map,
-								s == CS_METHOD_MAP ? NULL : (kind == CAPTURE_ORDER ? order_events : book_events));
-				break;
-			case 't':
-				if (s == CS_PREFIX)
-					m->prefix = value;
-				else if (s == CS_ORDER_PREFIX)
-					m->order_prefix = value;
-				else if (s == CS_IDENTITY_PREFIX)
-					m->identity_prefix = value;
-				else
-					m->adjust_sku = value;
-				break;
-			case 'n':
-				parse_create(&ps, value);
-				break;
-			case 'l':
-				parse_lines(&ps, value);
-				break;
-			case 'e':
-				on_error_seen = true;
-				if (strcmp(value, "fail") == 0)
-					m->quarantine = false;
-				else if (strcmp(value, "quarantine") == 0)
-					m->quarantine = true;
-				else
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\": on_error is fail or quarantine",
-									trigger->tgname, m->relname, i + 1, trigger->tgargs[i])));
-				break;
-		}
-	}
+		parse_argument(&ps, i);
 	check_combinations(&ps);
 	MemoryContextSwitchTo(old);
 	return m;
@@ -684,7 +712,7 @@ capture_parse(Relation rel, const Trigger *trigger, CaptureKind kind, MemoryCont
  * ------------------------------------------------------------------------
  */
 int
-capture_kind_of_function(Oid funcoid)
+ca_capture_kind_of_function(Oid funcoid)
 {
 	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcoid));
 	Form_pg_proc proc;
@@ -697,14 +725,15 @@ capture_kind_of_function(Oid funcoid)
 	nsp = get_namespace_oid("customer_account", true);
 	if (proc->pronamespace == nsp)
 		for (int k = 0; k < CAPTURE_KINDS; k++)
-			if (strcmp(NameStr(proc->proname), capture_function_names[k]) == 0)
+			if (strcmp(NameStr(proc->proname), ca_capture_function_names[k]) == 0)
 				kind = k;
 	ReleaseSysCache(tup);
 	return kind;
 }
 
+/* the trigger of rel with this OID or name, or NULL */
 const Trigger *
-capture_find_trigger(Relation rel, Oid tgoid, const char *tgname)
+ca_capture_find_trigger(Relation rel, Oid tgoid, const char *tgname)
 {
 	TriggerDesc *td = rel->trigdesc;
 
@@ -725,7 +754,7 @@ capture_find_trigger(Relation rel, Oid tgoid, const char *tgname)
  * scan of pg_trigger (small), done once per line trigger and cached.
  */
 Oid
-capture_find_order_trigger(Oid lines_relid, Oid *order_relid)
+ca_capture_find_order_trigger(Oid lines_relid, Oid *order_relid)
 {
 	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
 	SysScanDesc scan = systable_beginscan(tgrel, InvalidOid, false, NULL, 0, NULL);
@@ -828,8 +857,9 @@ map_cache_xact(XactEvent event, void *arg)
 	dead_contexts = NIL;
 }
 
+/* the cached map of a trigger, parsed anew after a relcache change of its table */
 CaptureMap *
-capture_map_get(Relation rel, const Trigger *trigger, CaptureKind kind)
+ca_capture_map_get(Relation rel, const Trigger *trigger, CaptureKind kind)
 {
 	MapEntry   *e;
 	bool		found;
@@ -861,7 +891,7 @@ capture_map_get(Relation rel, const Trigger *trigger, CaptureKind kind)
 	cxt = AllocSetContextCreate(CacheMemoryContext, "customer_account capture map", ALLOCSET_SMALL_SIZES);
 	PG_TRY();
 	{
-		map = capture_parse(rel, trigger, kind, cxt);
+		map = ca_capture_parse(rel, trigger, kind, cxt);
 	}
 	PG_CATCH();
 	{
@@ -895,7 +925,7 @@ static void capture_error_callback(void *arg);
  * that nothing dangles when an error unwinds past a pop.
  */
 CaptureErrorContext *
-capture_current_context(void)
+ca_capture_current_context(void)
 {
 	for (ErrorContextCallback *c = error_context_stack; c; c = c->previous)
 		if (c->callback == capture_error_callback)
@@ -903,6 +933,7 @@ capture_current_context(void)
 	return NULL;
 }
 
+/* the CONTEXT line: trigger, table, argument and column, the row's key */
 static void
 capture_error_callback(void *arg)
 {
@@ -919,14 +950,15 @@ capture_error_callback(void *arg)
 					   m->tgname, m->relname, src->argno, src->arg, src->colname, keypart);
 		else
 			errcontext("capture trigger \"%s\" on %s, argument \"%s\"%s",
-					   m->tgname, m->relname, src->arg ? src->arg : capture_setting_name(ec->setting), keypart);
+					   m->tgname, m->relname, src->arg ? src->arg : ca_capture_setting_name(ec->setting), keypart);
 	}
 	else
 		errcontext("capture trigger \"%s\" on %s%s", m->tgname, m->relname, keypart);
 }
 
+/* name this map in the context of every error until the pop */
 void
-capture_push_context(CaptureErrorContext *ec, ErrorContextCallback *cb, const CaptureMap *map)
+ca_capture_push_context(CaptureErrorContext *ec, ErrorContextCallback *cb, const CaptureMap *map)
 {
 	memset(ec, 0, sizeof(*ec));
 	ec->map = map;
@@ -937,8 +969,9 @@ capture_push_context(CaptureErrorContext *ec, ErrorContextCallback *cb, const Ca
 	error_context_stack = cb;
 }
 
+/* end the context pushed last */
 void
-capture_pop_context(ErrorContextCallback *cb)
+ca_capture_pop_context(ErrorContextCallback *cb)
 {
 	error_context_stack = cb->previous;
 }
@@ -947,10 +980,10 @@ capture_pop_context(ErrorContextCallback *cb)
  * reading values
  * ------------------------------------------------------------------------
  */
-static int
-enter_setting(const CaptureMap *m, CaptureSetting s)
+int
+ca_capture_enter_setting(const CaptureMap *m, int s)
 {
-	CaptureErrorContext *ec = capture_current_context();
+	CaptureErrorContext *ec = ca_capture_current_context();
 	int			prev = -1;
 
 	if (ec && ec->map == m)
@@ -961,17 +994,19 @@ enter_setting(const CaptureMap *m, CaptureSetting s)
 	return prev;
 }
 
-static void
-leave_setting(const CaptureMap *m, int prev)
+/* restore the setting the context named before */
+void
+ca_capture_leave_setting(const CaptureMap *m, int prev)
 {
-	CaptureErrorContext *ec = capture_current_context();
+	CaptureErrorContext *ec = ca_capture_current_context();
 
 	if (ec && ec->map == m)
 		ec->setting = prev;
 }
 
+/* a source's value as text (the column's output, or the constant) */
 char *
-capture_source_text(const CaptureSource *src, HeapTuple tup, TupleDesc td)
+ca_capture_source_text(const CaptureSource *src, HeapTuple tup, TupleDesc td)
 {
 	bool		isnull;
 	Datum		d;
@@ -989,16 +1024,18 @@ capture_source_text(const CaptureSource *src, HeapTuple tup, TupleDesc td)
 	return OidOutputFunctionCall(out, d);
 }
 
+/* a setting's value as text; NULL when null or unmapped */
 char *
-capture_text(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td)
+ca_capture_text(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td)
 {
-	return capture_source_text(&m->src[s], tup, td);
+	return ca_capture_source_text(&m->src[s], tup, td);
 }
 
+/* a setting's value as text; NULL or empty is an error naming the argument */
 char *
-capture_text_required(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td)
+ca_capture_text_required(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td)
 {
-	char	   *v = capture_source_text(&m->src[s], tup, td);
+	char	   *v = ca_capture_source_text(&m->src[s], tup, td);
 
 	if (v == NULL || v[0] == '\0')
 	{
@@ -1009,11 +1046,12 @@ capture_text_required(const CaptureMap *m, CaptureSetting s, HeapTuple tup, Tupl
 				 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\": column \"%s\" is %s",
 						m->tgname, m->relname, src->argno, src->arg, src->colname ? src->colname : "?",
 						v == NULL ? "NULL" : "empty"),
-				 errdetail("The account needs %s for every row.", capture_setting_name(s))));
+				 errdetail("The account needs %s for every row.", ca_capture_setting_name(s))));
 	}
 	return v;
 }
 
+/* does the text hold a letter (an amount with its currency)? */
 static bool
 has_letter(const char *s)
 {
@@ -1023,6 +1061,7 @@ has_letter(const char *s)
 	return false;
 }
 
+/* text to numeric (22P02 on garbage) */
 static Numeric
 text_numeric(const char *s)
 {
@@ -1046,8 +1085,9 @@ whole_number(const CaptureMap *m, CaptureSetting s, Numeric n, const char *text)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(n)));
 }
 
+/* an amount, in the currency the value carries or the one given */
 bool
-capture_amount(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td,
+ca_capture_amount(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td,
 			   const char *currency, CurrencyAmount *out)
 {
 	const CaptureSource *src = &m->src[s];
@@ -1057,22 +1097,22 @@ capture_amount(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc t
 
 	if (src->kind == SRC_NONE)
 		return false;
-	prev = enter_setting(m, s);
+	prev = ca_capture_enter_setting(m, s);
 	if (src->kind == SRC_COLUMN && !src->minor && src->typid == m->money_type)
 	{
 		bool		isnull;
 		Datum		d = heap_getattr(tup, src->attno, td, &isnull);
 
-		leave_setting(m, prev);
+		ca_capture_leave_setting(m, prev);
 		if (isnull)
 			return false;
 		memcpy(out, DatumGetPointer(d), sizeof(CurrencyAmount));
 		return true;
 	}
-	text = capture_source_text(src, tup, td);
+	text = ca_capture_source_text(src, tup, td);
 	if (text == NULL)
 	{
-		leave_setting(m, prev);
+		ca_capture_leave_setting(m, prev);
 		return false;
 	}
 	if (src->minor)
@@ -1109,12 +1149,13 @@ capture_amount(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc t
 														 CStringGetTextDatum(currency)));
 	}
 	*out = *ca;
-	leave_setting(m, prev);
+	ca_capture_leave_setting(m, prev);
 	return true;
 }
 
+/* a time from timestamptz, timestamp, date or text (session time zone) */
 bool
-capture_time(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, TimestampTz *out)
+ca_capture_time(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, TimestampTz *out)
 {
 	const CaptureSource *src = &m->src[s];
 	int			prev;
@@ -1124,11 +1165,11 @@ capture_time(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td,
 
 	if (src->kind == SRC_NONE)
 		return false;
-	prev = enter_setting(m, s);
+	prev = ca_capture_enter_setting(m, s);
 	if (src->kind == SRC_COLUMN && (src->typid == TIMESTAMPTZOID || src->typid == TIMESTAMPOID || src->typid == DATEOID))
 	{
 		d = heap_getattr(tup, src->attno, td, &isnull);
-		leave_setting(m, prev);
+		ca_capture_leave_setting(m, prev);
 		if (isnull)
 			return false;
 		if (src->typid == TIMESTAMPTZOID)
@@ -1139,20 +1180,21 @@ capture_time(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td,
 			*out = DatumGetTimestampTz(DirectFunctionCall1(date_timestamptz, d));
 		return true;
 	}
-	text = capture_source_text(src, tup, td);
+	text = ca_capture_source_text(src, tup, td);
 	if (text == NULL || text[0] == '\0')
 	{
-		leave_setting(m, prev);
+		ca_capture_leave_setting(m, prev);
 		return false;
 	}
 	*out = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
 												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-	leave_setting(m, prev);
+	ca_capture_leave_setting(m, prev);
 	return true;
 }
 
+/* a whole number from an integer, numeric or text column */
 bool
-capture_int64(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, int64 *out)
+ca_capture_int64(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, int64 *out)
 {
 	const CaptureSource *src = &m->src[s];
 	int			prev;
@@ -1162,29 +1204,30 @@ capture_int64(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td
 
 	if (src->kind == SRC_NONE)
 		return false;
-	prev = enter_setting(m, s);
+	prev = ca_capture_enter_setting(m, s);
 	if (src->kind == SRC_COLUMN && (src->typid == INT2OID || src->typid == INT4OID || src->typid == INT8OID))
 	{
 		d = heap_getattr(tup, src->attno, td, &isnull);
-		leave_setting(m, prev);
+		ca_capture_leave_setting(m, prev);
 		if (isnull)
 			return false;
 		*out = src->typid == INT2OID ? DatumGetInt16(d) : src->typid == INT4OID ? DatumGetInt32(d) : DatumGetInt64(d);
 		return true;
 	}
-	text = capture_source_text(src, tup, td);
+	text = ca_capture_source_text(src, tup, td);
 	if (text == NULL)
 	{
-		leave_setting(m, prev);
+		ca_capture_leave_setting(m, prev);
 		return false;
 	}
 	*out = whole_number(m, s, text_numeric(text), text);
-	leave_setting(m, prev);
+	ca_capture_leave_setting(m, prev);
 	return true;
 }
 
+/* a boolean from a boolean or text column */
 bool
-capture_bool(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, bool *out)
+ca_capture_bool(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td, bool *out)
 {
 	const CaptureSource *src = &m->src[s];
 	int			prev;
@@ -1192,20 +1235,21 @@ capture_bool(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDesc td,
 
 	if (src->kind == SRC_NONE)
 		return false;
-	prev = enter_setting(m, s);
-	text = capture_source_text(src, tup, td);
+	prev = ca_capture_enter_setting(m, s);
+	text = ca_capture_source_text(src, tup, td);
 	if (text == NULL)
 	{
-		leave_setting(m, prev);
+		ca_capture_leave_setting(m, prev);
 		return false;
 	}
 	*out = DatumGetBool(DirectFunctionCall1(boolin, CStringGetDatum(text)));
-	leave_setting(m, prev);
+	ca_capture_leave_setting(m, prev);
 	return true;
 }
 
+/* our value for a shop value (the * entry when unlisted); NULL when unmapped */
 const char *
-capture_lookup(const CaptureValueMap *vm, const char *value)
+ca_capture_lookup(const CaptureValueMap *vm, const char *value)
 {
 	for (int i = 0; i < vm->n; i++)
 		if (strcmp(vm->from[i], value) == 0)
@@ -1213,8 +1257,9 @@ capture_lookup(const CaptureValueMap *vm, const char *value)
 	return vm->other;
 }
 
+/* the error for a value no map takes: trigger, argument, column, value */
 void
-capture_unmapped(const CaptureMap *m, CaptureSetting map_setting, CaptureSetting column_setting, const char *value)
+ca_capture_unmapped(const CaptureMap *m, CaptureSetting map_setting, CaptureSetting column_setting, const char *value)
 {
 	const CaptureSource *col = &m->src[column_setting];
 	const CaptureSource *map = &m->src[map_setting];
@@ -1226,11 +1271,11 @@ capture_unmapped(const CaptureMap *m, CaptureSetting map_setting, CaptureSetting
 						m->tgname, m->relname, value, col->colname ? col->colname : "(constant)",
 						map->argno, map->arg),
 				 errhint("Add \"%s:...\" to %s (or \"*:...\" for every other value) and recreate the trigger.",
-						 value, capture_setting_name(map_setting))));
+						 value, ca_capture_setting_name(map_setting))));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg(TRIGGER_PREFIX_FMT "value \"%s\" of column \"%s\" (argument %d \"%s\") is not one of ours and no %s= maps it",
 					m->tgname, m->relname, value, col->colname ? col->colname : "(constant)",
-					col->argno, col->arg, capture_setting_name(map_setting)),
-			 errhint("Map the shop's values with %s=shop_value:our_value,...", capture_setting_name(map_setting))));
+					col->argno, col->arg, ca_capture_setting_name(map_setting)),
+			 errhint("Map the shop's values with %s=shop_value:our_value,...", ca_capture_setting_name(map_setting))));
 }

@@ -59,6 +59,7 @@ static bool any_bound = false;	/* no channel-bound grant at all: nobody is restr
 static Oid	grant_relid = InvalidOid;
 static bool callback_registered = false;
 
+/* a relcache invalidation of profile_grant drops the cached grants */
 static void
 grants_invalidate(Datum arg, Oid relid)
 {
@@ -169,6 +170,7 @@ bound_channels(Oid role, const char *channel, bool *allowed)
 	return list.data;
 }
 
+/* may the role in effect write for this channel? */
 bool
 ca_channel_write_allowed(const char *channel)
 {
@@ -184,6 +186,7 @@ ca_channel_write_allowed(const char *channel)
 	return allowed;
 }
 
+/* 42501 unless the role in effect may write for this channel */
 void
 ca_check_channel_write(const char *channel)
 {
