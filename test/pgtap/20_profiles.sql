@@ -93,7 +93,7 @@ CREATE TEMP TABLE profile_role (profile text, role_name name);
 INSERT INTO profile_role VALUES ('pos', 'tap_pos'), ('shop', 'tap_shop'), ('callcenter', 'tap_callcenter'),
     ('report', 'tap_report'), ('admin', 'tap_admin'), ('none', 'tap_nobody');
 
-SELECT plan((SELECT count(*)::int FROM present WHERE exists) * 6 + 43);
+SELECT plan((SELECT count(*)::int FROM present WHERE exists) * 6 + 43 + 7);
 
 CREATE ROLE tap_pos;
 CREATE ROLE tap_shop;
@@ -122,6 +122,26 @@ SELECT is(CASE p.kind
 FROM present p CROSS JOIN profile_role r
 WHERE p.exists
 ORDER BY p.kind, p.object, p.privilege, r.profile;
+
+-- the matrix names every installed contract function by its real signature
+-- (a changed signature would otherwise skip its row silently)
+SELECT is_empty($$
+    SELECT p.oid::regprocedure::text FROM pg_proc p
+    WHERE p.pronamespace = 'customer_account'::regnamespace
+      AND p.proname IN (SELECT split_part(m.object, '(', 1) FROM matrix m WHERE m.kind = 'function')
+      AND p.oid NOT IN (SELECT to_regprocedure('customer_account.' || m.object) FROM matrix m
+                        WHERE m.kind = 'function' AND to_regprocedure('customer_account.' || m.object) IS NOT NULL)$$,
+    'every installed contract function is in the matrix under its real signature');
+-- and no profile executes anything of the account beyond its rows
+SELECT is_empty(format($$
+    SELECT p.oid::regprocedure::text FROM pg_proc p
+    WHERE p.pronamespace = 'customer_account'::regnamespace
+      AND has_function_privilege(%L, p.oid, 'EXECUTE') AND NOT has_function_privilege('public', p.oid, 'EXECUTE')
+      AND p.oid NOT IN (SELECT to_regprocedure('customer_account.' || m.object) FROM matrix m
+                        WHERE m.kind = 'function' AND %L = ANY (m.profiles)
+                          AND to_regprocedure('customer_account.' || m.object) IS NOT NULL)$$, r.role_name, r.profile),
+    format('%s: no function beyond the table', r.profile))
+FROM profile_role r ORDER BY r.profile;
 
 -- 2. grant_profile refuses what is not a profile
 SELECT throws_ok($$SELECT customer_account.grant_profile('tap_no_such_role', 'pos')$$, '42704', NULL, 'unknown role: 42704');
