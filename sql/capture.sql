@@ -166,6 +166,7 @@ SELECT pg_temp.books() AS after;
 SELECT pg_temp.try($$UPDATE web.orders SET payment_code = 'pp' WHERE id = 1$$);
 SELECT pg_temp.try($$UPDATE web.order_items SET qty = 3 WHERE order_id = 1 AND sku = 'SOCKS'$$);
 SELECT pg_temp.try($$INSERT INTO web.order_items (order_id, sku, qty, price) VALUES (1, 'EXTRA', 1, 1.00)$$);
+SELECT pg_temp.try($$DELETE FROM web.order_items WHERE order_id = 1 AND sku = 'SHIRT'$$);
 SELECT pg_temp.try($$UPDATE web.orders SET status = 'cancelled' WHERE id = 1$$);
 SELECT pg_temp.try($$INSERT INTO web.orders (email, billing_name, grand_total, payment_code, created_at) VALUES ('x@example.de', 'X', 50.00, 'cc', '2026-03-09')$$,
                    $$INSERT INTO web.order_items (order_id, sku, qty, price) VALUES (currval('web.orders_id_seq'), 'A', 1, 60.00)$$);
@@ -484,3 +485,10 @@ DROP ROLE regress_ca_webshop;
 -- the books agree with themselves after everything above
 SELECT * FROM verify_balances();
 SELECT count(*) AS pending_keys FROM capture_pending;
+
+-- a duplicate account merged away: the POS's old id books on the survivor
+-- (after the check above: the books after a merge are merge_customers' own tests)
+SELECT register_customer('Carl C.', NULL, NULL, 'de', '2025-06-01') AS carl_dup \gset
+SELECT merge_customers(:carl, :carl_dup);
+INSERT INTO pos.sales VALUES ('B-0010', :carl_dup, '3.00 EUR', '2026-03-25 10:00');
+SELECT order_no, customer_id = :carl AS on_the_survivor FROM orders WHERE order_no = 'B-0010';
