@@ -119,5 +119,70 @@ SELECT place_order('POS-77-0002', :anna, 'store-berlin', '[{"sku":"SALE-SCARF","
 SELECT * FROM decide_return('POS-77-0002', 'SALE-SCARF', 1, 'store-berlin');
 
 \echo
+\echo '=== Scene 9: a web shop keeps its own tables; capture triggers feed the account ==='
+CREATE SCHEMA shop;
+CREATE TABLE shop.orders (id serial PRIMARY KEY, customer_email text NOT NULL, billing_name text,
+    grand_total numeric(10,2) NOT NULL, payment_code text NOT NULL, status text NOT NULL DEFAULT 'pending',
+    created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE shop.order_items (item_id serial PRIMARY KEY, order_id integer NOT NULL REFERENCES shop.orders,
+    sku text NOT NULL, qty integer NOT NULL, price numeric(10,2) NOT NULL);
+CREATE INDEX ON shop.order_items (order_id);
+\echo 'The DBA attaches two triggers whose arguments map the shop''s columns, and checks them:'
+CREATE TRIGGER account AFTER INSERT OR UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION capture_order(
+    'order_no=id', 'prefix=SHOP-', 'customer=email:customer_email', 'create_customer=name:billing_name',
+    'channel=const:web-de', 'total=grand_total', 'adjust_sku=SHIPPING',
+    'method=payment_code', 'method_map=cc:credit_card,inv:invoice,pp:paypal',
+    'status=status', 'status_map=pending:place,processing:place,completed:deliver,cancelled:cancel',
+    'placed_at=created_at', 'lines=shop.order_items');
+CREATE TRIGGER account AFTER INSERT OR UPDATE OR DELETE ON shop.order_items FOR EACH ROW EXECUTE FUNCTION capture_order_line(
+    'order_no=order_id', 'line_key=item_id', 'sku=sku', 'qty=qty', 'unit_price=price');
+SELECT * FROM check_capture('shop.orders');
+\echo 'The shop application gets the shop profile for web-de; it needs no rights on the account itself:'
+CREATE ROLE webshop_app;
+GRANT USAGE ON SCHEMA shop TO webshop_app;
+GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA shop TO webshop_app;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA shop TO webshop_app;
+SELECT grant_profile('webshop_app', 'shop', 'web-de');
+SET application_name = 'webshop';
+SET ROLE webshop_app;
+\echo 'It writes its tables as always: Anna (known by her email, however typed) and a new customer, Ben:'
+BEGIN;
+INSERT INTO shop.orders (customer_email, billing_name, grand_total, payment_code, created_at)
+VALUES ('ANNA.Schmidt@example.de', 'Anna Schmidt', 64.85, 'pp', now() - interval '2 days');
+INSERT INTO shop.order_items (order_id, sku, qty, price) VALUES (1, 'SCARF', 1, 29.90), (1, 'GLOVES', 1, 29.95);
+INSERT INTO shop.orders (customer_email, billing_name, grand_total, payment_code, created_at)
+VALUES ('ben@example.com', 'Ben Becker', 45.00, 'cc', now() - interval '2 days');
+INSERT INTO shop.order_items (order_id, sku, qty, price) VALUES (2, 'BOOTS', 1, 45.00);
+COMMIT;
+\echo 'The shop ships Anna''s order, writes the row again (nothing books twice), and Ben cancels:'
+UPDATE shop.orders SET status = 'processing' WHERE id = 1;
+UPDATE shop.orders SET status = 'completed' WHERE id = 1;
+UPDATE shop.orders SET status = 'completed' WHERE id = 1;
+UPDATE shop.orders SET status = 'cancelled' WHERE id = 2;
+\echo 'A status the mapping does not know fails the shop''s statement, naming trigger, argument and column (expected error):'
+\set ON_ERROR_STOP off
+UPDATE shop.orders SET status = 'on-hold' WHERE id = 1;
+\set ON_ERROR_STOP on
+RESET ROLE;
+RESET application_name;
+\echo 'Booked at commit, each order with its lines and the shipping; delivered and cancelled once:'
+SELECT o.order_no, c.full_name, o.payment_method, o.total, o.delivered_at IS NOT NULL AS delivered,
+       o.cancelled_at IS NOT NULL AS cancelled,
+       string_agg(l.qty || ' x ' || l.sku || ' @ ' || l.unit_price::text, ', ' ORDER BY l.line_no) AS lines
+FROM orders o JOIN customer c USING (customer_id) JOIN order_line l USING (order_no)
+WHERE o.order_no LIKE 'SHOP-%' GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1;
+\echo 'Who cancelled Ben''s order, and refunded it? One query:'
+SELECT entry_type, amount, channel, booked_by, application_name FROM ledger
+WHERE order_no = 'SHOP-2' AND entry_type IN ('cancel', 'refund') ORDER BY entry_id;
+\echo 'The shop''s role cannot write for the Berlin store (expected error):'
+SET ROLE webshop_app;
+\set ON_ERROR_STOP off
+SELECT record_payment('CASH-1', :anna, '10.00 EUR', 'cash', 'store-berlin');
+\set ON_ERROR_STOP on
+RESET ROLE;
+\echo 'Anna''s account: the web shop''s order beside the store and eBay ones:'
+SELECT currency, balance, lifetime_revenue, last_purchase_by_kind FROM balance(:anna);
+
+\echo
 \echo '=== The books always agree with the ledger (no rows = no difference) ==='
 SELECT * FROM verify_balances();
