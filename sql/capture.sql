@@ -407,7 +407,7 @@ SELECT * FROM replay_quarantine() ORDER BY 1;
 \x off
 SELECT quarantine_id, source_key, resolved_at IS NOT NULL AS resolved, resolution, attempts FROM capture_quarantine ORDER BY 1;
 SELECT * FROM pg_temp.order_book('IMP-');
--- returns: booked through accept_return() when it is installed; until then they wait here
+-- returns: booked through accept_return(); a return the rules refuse waits here with its reason
 CREATE TABLE imp.returns (rma text PRIMARY KEY, ref text, sku text, qty int, store text);
 CREATE TRIGGER account AFTER INSERT OR UPDATE ON imp.returns FOR EACH ROW
 EXECUTE FUNCTION customer_account.capture_return('return_no=rma', 'order_no=ref', 'order_prefix=IMP-', 'sku=sku',
@@ -417,6 +417,14 @@ INSERT INTO imp.returns VALUES ('R-1', '1', 'ORDER', 1, 'store-berlin');
 \x on
 SELECT kind, source_key, sqlstate, reason FROM capture_quarantine WHERE resolved_at IS NULL;
 \x off
+-- a delivered order's return is booked at once, as a till would book it
+INSERT INTO imp.orders VALUES ('7', 'berta@example.de', 20.00, 'credit_card', 'web-de', now() - interval '2 days');
+SELECT mark_delivered('IMP-7', now() - interval '1 day');
+INSERT INTO imp.returns VALUES ('R-2', '7', 'ORDER', 1, 'store-berlin');
+UPDATE imp.returns SET store = 'store-berlin' WHERE rma = 'R-2';   -- written again: books nothing twice
+SELECT r.return_no, r.order_no, r.status, l.sku, l.qty FROM return_request r JOIN return_line l USING (return_no)
+WHERE r.return_no = 'R-2';
+SELECT entry_type, amount, order_no FROM ledger WHERE order_no = 'IMP-7' ORDER BY entry_id;
 
 ------------------------------------------------------------------------------
 -- 7. The back-fill: a table with history before the trigger existed, booked

@@ -815,6 +815,8 @@ INSERT INTO @extschema@.profile_privilege (profile, object_type, object, privile
     ('callcenter', 'table', 'payment', 'SELECT', true), ('callcenter', 'table', 'ledger', 'SELECT', true),
     ('callcenter', 'table', 'open_item', 'SELECT', true), ('callcenter', 'table', 'account_state', 'SELECT', true),
     ('callcenter', 'table', 'customer_note', 'SELECT', true),
+    ('callcenter', 'table', 'return_request', 'SELECT', true), ('callcenter', 'table', 'return_line', 'SELECT', true),
+    ('callcenter', 'table', 'return_refund', 'SELECT', true),
     ('callcenter', 'table', 'customer_note', 'INSERT (customer_id, body)', true),
     ('callcenter', 'table', 'payment', 'INSERT', true),
     -- the policy tables
@@ -828,6 +830,8 @@ INSERT INTO @extschema@.profile_privilege (profile, object_type, object, privile
     ('admin', 'table', 'dunning_level', 'UPDATE', true), ('admin', 'table', 'dunning_level', 'DELETE', true),
     ('admin', 'table', 'policy', 'SELECT', true), ('admin', 'table', 'policy', 'INSERT', true),
     ('admin', 'table', 'policy', 'UPDATE', true), ('admin', 'table', 'policy', 'DELETE', true),
+    ('admin', 'table', 'return_policy', 'SELECT', true), ('admin', 'table', 'return_policy', 'INSERT', true),
+    ('admin', 'table', 'return_policy', 'UPDATE', true), ('admin', 'table', 'return_policy', 'DELETE', true),
     ('admin', 'table', 'profile_grant', 'SELECT', true),
     ('admin', 'table', 'capture_quarantine', 'SELECT', true), ('admin', 'table', 'capture_waiting', 'SELECT', true),
     ('admin', 'table', 'capture_backfill_state', 'SELECT', true);

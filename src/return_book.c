@@ -36,6 +36,7 @@
 #include "direct.h"
 #include "money.h"
 #include "posting.h"
+#include "profile.h"
 #include "return_rules.h"
 #include "returns.h"
 #include "spi_util.h"
@@ -542,6 +543,7 @@ accept_return(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	action_type = TupleDescAttr(rsinfo->setDesc, 1)->atttypid;
 	ch = ca_channel(channel);
+	ca_check_channel_write(channel);	/* a pos role books only for its till */
 
 	ca_connect();
 	/* find the customer, lock the account, then read everything afresh */
@@ -660,6 +662,7 @@ announce_return(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("return lines must not be NULL")));
 	(void) ca_channel(channel);
+	ca_check_channel_write(channel);	/* a shop role announces only for its shop */
 	ca_connect();
 	ca_return_resolve(order_no, GetActiveSnapshot(), rc);
 	if (rc->by_return)
