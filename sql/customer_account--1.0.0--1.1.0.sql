@@ -207,6 +207,87 @@ GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 -- section: core speed (reads that touch one row, reports from summaries)
 ------------------------------------------------------------------------------
 
+-- Everything balance() and payment_options() need sits on the account state
+-- row, so that a read is one index descent and one heap fetch:
+--   month_ring: the twelve-month figures as a ring of monthly buckets,
+--     bigint[n][5] = {month number (year * 12 + month - 1), revenue,
+--     purchased, returned, orders}, oldest first: exactly the account_period
+--     rows of the twelve months up to the latest month booked; maintained
+--     by the posting core next to account_period (month_ring_add), rebuilt
+--     from account_period by month_ring_of(), read with month_ring_rows();
+--   merged_into, customer_blocked, customer_since, customer_language,
+--     customer_credit_limit, customer_group: the customer's row as the
+--     decisions use it, copied by two triggers (state_facts.c).
+-- account_period keeps the full monthly history (questions about the past,
+-- reports, value segments).
+ALTER TABLE @extschema@.account_state
+    ADD COLUMN month_ring bigint[] NOT NULL DEFAULT '{}',
+    ADD COLUMN merged_into bigint,
+    ADD COLUMN customer_blocked boolean NOT NULL DEFAULT false,
+    ADD COLUMN customer_since timestamptz,
+    ADD COLUMN customer_language text,
+    ADD COLUMN customer_credit_limit @extschema@.currency_amount,
+    ADD COLUMN customer_group text;
+-- every posting updates the row: room on its page for the new version keeps
+-- the update HOT (no index entry, no chain across pages for readers)
+ALTER TABLE @extschema@.account_state SET (fillfactor = 70);
+
+CREATE FUNCTION @extschema@.month_ring_add(ring bigint[], period date, revenue bigint, purchased bigint,
+        returned bigint, orders integer) RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'month_ring_add' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.month_ring_add(bigint[], date, bigint, bigint, bigint, integer) IS
+    'the month ring of an account state row after one event (the posting core calls it)';
+
+CREATE FUNCTION @extschema@.month_ring_rows(ring bigint[], OUT period date, OUT revenue bigint,
+        OUT purchased bigint, OUT returned bigint, OUT orders integer)
+RETURNS SETOF record LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = @extschema@, pg_temp AS $$
+    SELECT pg_catalog.make_date((ring[i][1] OPERATOR(pg_catalog./) 12)::integer,
+                                (ring[i][1] OPERATOR(pg_catalog.%) 12 OPERATOR(pg_catalog.+) 1)::integer, 1),
+           ring[i][2], ring[i][3], ring[i][4], ring[i][5]::integer
+    FROM pg_catalog.generate_subscripts(ring, 1) i
+    ORDER BY 1
+$$;
+COMMENT ON FUNCTION @extschema@.month_ring_rows(bigint[]) IS
+    'the buckets of an account state row''s month ring as account_period rows';
+
+CREATE FUNCTION @extschema@.month_ring_of(customer_id bigint, currency text) RETURNS bigint[]
+LANGUAGE sql STABLE SET search_path = @extschema@, pg_temp AS $$
+    SELECT coalesce(pg_catalog.array_agg(ARRAY[
+               (pg_catalog.date_part('year', p.period) OPERATOR(pg_catalog.*) 12
+                OPERATOR(pg_catalog.+) pg_catalog.date_part('month', p.period) OPERATOR(pg_catalog.-) 1)::bigint,
+               p.revenue, p.purchased, p.returned, p.orders::bigint] ORDER BY p.period), '{}')
+    FROM @extschema@.account_period p
+    WHERE p.customer_id OPERATOR(pg_catalog.=) $1 AND p.currency OPERATOR(pg_catalog.=) $2
+      AND p.period OPERATOR(pg_catalog.>) (
+          SELECT (pg_catalog.max(q.period) OPERATOR(pg_catalog.-) interval '12 months')::date
+          FROM @extschema@.account_period q
+          WHERE q.customer_id OPERATOR(pg_catalog.=) $1 AND q.currency OPERATOR(pg_catalog.=) $2)
+$$;
+COMMENT ON FUNCTION @extschema@.month_ring_of(bigint, text) IS
+    'the month ring of an account rebuilt from account_period (what account_state.month_ring must hold)';
+
+CREATE FUNCTION @extschema@.account_state_facts() RETURNS trigger
+    AS 'MODULE_PATHNAME' LANGUAGE C SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+CREATE TRIGGER account_state_facts BEFORE INSERT ON @extschema@.account_state
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.account_state_facts();
+CREATE FUNCTION @extschema@.customer_facts_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME' LANGUAGE C SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+CREATE TRIGGER customer_facts_changed AFTER UPDATE ON @extschema@.customer
+    FOR EACH ROW WHEN (OLD.merged_into IS DISTINCT FROM NEW.merged_into OR OLD.blocked IS DISTINCT FROM NEW.blocked
+                       OR OLD.customer_since IS DISTINCT FROM NEW.customer_since
+                       OR OLD.language IS DISTINCT FROM NEW.language
+                       OR OLD.credit_limit IS DISTINCT FROM NEW.credit_limit
+                       OR OLD.customer_group IS DISTINCT FROM NEW.customer_group)
+    EXECUTE FUNCTION @extschema@.customer_facts_changed();
+
+-- an upgraded database: the new columns from the books
+UPDATE @extschema@.account_state s
+SET month_ring = @extschema@.month_ring_of(s.customer_id, s.currency), merged_into = c.merged_into,
+    customer_blocked = c.blocked, customer_since = c.customer_since, customer_language = c.language,
+    customer_credit_limit = c.credit_limit, customer_group = c.customer_group
+FROM @extschema@.customer c WHERE c.customer_id OPERATOR(pg_catalog.=) s.customer_id;
+
 
 
 ------------------------------------------------------------------------------

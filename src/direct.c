@@ -97,7 +97,14 @@ typedef struct Rels
 				s_dunning,
 				s_next_due,
 				s_last_event,
-				s_last[CHANNEL_KINDS];
+				s_last[CHANNEL_KINDS],
+				s_ring,
+				s_merged_into,
+				s_c_blocked,
+				s_c_since,
+				s_c_language,
+				s_c_limit,
+				s_c_group;
 	/* account_period */
 	AttrNumber	p_revenue,
 				p_purchased,
@@ -219,6 +226,13 @@ ensure_rels(void)
 	rels.s_last[2] = att(rels.state, "last_marketplace");
 	rels.s_last[3] = att(rels.state, "last_callcenter");
 	rels.s_last[4] = att(rels.state, "last_app");
+	rels.s_ring = att(rels.state, "month_ring");
+	rels.s_merged_into = att(rels.state, "merged_into");
+	rels.s_c_blocked = att(rels.state, "customer_blocked");
+	rels.s_c_since = att(rels.state, "customer_since");
+	rels.s_c_language = att(rels.state, "customer_language");
+	rels.s_c_limit = att(rels.state, "customer_credit_limit");
+	rels.s_c_group = att(rels.state, "customer_group");
 
 	rels.p_revenue = att(rels.period, "revenue");
 	rels.p_purchased = att(rels.period, "purchased");
@@ -303,14 +317,18 @@ scan_keys(DirectScan *ds, Snapshot snap, ScanKey keys, int nkeys)
 	index_rescan(ds->scan, keys, nkeys, NULL, 0);
 }
 
+/*
+ * The locks stay until the end of the transaction, as the executor keeps
+ * them: a statement that reads many accounts takes each lock once.
+ */
 static void
 scan_end(DirectScan *ds)
 {
 	if (ds->scan)
 		index_endscan(ds->scan);
 	ExecDropSingleTupleTableSlot(ds->slot);
-	index_close(ds->index, AccessShareLock);
-	table_close(ds->heap, AccessShareLock);
+	index_close(ds->index, NoLock);
+	table_close(ds->heap, NoLock);
 }
 
 static int64
@@ -411,6 +429,35 @@ ca_read_customer(int64 customer_id, Snapshot snap, CustomerRow *row)
 				 errmsg("unknown customer " INT64_FORMAT, customer_id)));
 }
 
+/* the customer facts cached on a state row (has_customer false when not filled) */
+static void
+read_state_customer(TupleTableSlot *slot, StateRow *r)
+{
+	CustomerRow *c = &r->customer;
+	bool		n;
+	Datum		d;
+
+	memset(c, 0, sizeof(*c));
+	c->since = slot_ts(slot, rels.s_c_since, &r->has_customer);
+	if (!r->has_customer)
+		return;
+	c->merged_into = slot_int64(slot, rels.s_merged_into, &n);
+	c->merged = !n;
+	d = slot_getattr(slot, rels.s_c_blocked, &n);
+	c->blocked = !n && DatumGetBool(d);
+	slot_text(slot, rels.s_c_language, c->language, sizeof(c->language), NULL);
+	d = slot_getattr(slot, rels.s_c_limit, &n);
+	if (!n)
+	{
+		CurrencyAmount *ca = DatumGetCurrencyAmountP(d);
+
+		c->has_limit = true;
+		c->limit_units = ca->units;
+		c->limit_code = ca->code;
+	}
+	slot_text(slot, rels.s_c_group, c->group, sizeof(c->group), &c->has_group);
+}
+
 int
 ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow *rows, int max)
 {
@@ -427,6 +474,8 @@ ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow 
 	while (n < max && index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
 	{
 		StateRow   *r = &rows[n++];
+		Datum		d;
+		bool		isnull;
 
 		slot_text(ds.slot, rels.s_currency, r->currency, sizeof(r->currency), NULL);
 		r->balance = slot_int64(ds.slot, rels.s_balance, NULL);
@@ -441,6 +490,9 @@ ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow 
 		r->last_event = slot_ts(ds.slot, rels.s_last_event, &r->has_last_event);
 		for (int k = 0; k < CHANNEL_KINDS; k++)
 			r->last[k] = slot_ts(ds.slot, rels.s_last[k], &r->has_last[k]);
+		d = slot_getattr(ds.slot, rels.s_ring, &isnull);
+		ca_ring_read(isnull ? NULL : DatumGetArrayTypeP(d), &r->ring);
+		read_state_customer(ds.slot, r);
 	}
 	scan_end(&ds);
 	return n;

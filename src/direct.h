@@ -15,6 +15,8 @@
 #include "utils/date.h"
 #include "utils/snapshot.h"
 
+#include "month_ring.h"
+
 #define CHANNEL_KINDS 5
 extern const char *const ca_channel_kind_names[CHANNEL_KINDS];
 
@@ -49,6 +51,9 @@ typedef struct StateRow
 	TimestampTz last_event;
 	bool		has_last[CHANNEL_KINDS];
 	TimestampTz last[CHANNEL_KINDS];
+	MonthRing	ring;			/* the twelve-month buckets */
+	bool		has_customer;	/* the customer facts below are filled */
+	CustomerRow customer;		/* as cached on the row (state_facts.c) */
 } StateRow;
 
 typedef struct PeriodSums

@@ -299,10 +299,11 @@ book_entries(const LedgerEntry *a, const LedgerEntry *b)
 void
 apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 {
-	Oid			types[16] = {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-		INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, BOOLOID, TIMESTAMPTZOID, BOOLOID, TIMESTAMPTZOID, BOOLOID};
-	Datum		values[16];
-	char		nulls[16];
+	Oid			types[19] = {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+		INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, BOOLOID, TIMESTAMPTZOID, BOOLOID, TIMESTAMPTZOID, BOOLOID,
+	BOOLOID, DATEOID, INT8OID};
+	Datum		values[19];
+	char		nulls[19];
 
 	ca_prepare(&plan_update_state,
 			   "UPDATE customer_account.account_state SET"
@@ -329,9 +330,11 @@ apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 			   "     FROM customer_account.open_item i WHERE i.customer_id = $1 AND i.currency = $2"
 			   "       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())"
 			   "   THEN 1 ELSE 0 END,"
+			   " month_ring = CASE WHEN $17 THEN customer_account.month_ring_add(month_ring, $18, $6, $19, $7, $8)"
+			   "   ELSE month_ring END,"
 			   " updated_at = now()"
 			   " WHERE customer_id = $1 AND currency = $2",
-			   16, types);
+			   19, types);
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(customer_id);
 	values[1] = CStringGetTextDatum(currency);
@@ -349,6 +352,10 @@ apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 	values[13] = BoolGetDatum(d->has_new_due);
 	values[14] = TimestampTzGetDatum(d->event_at);
 	values[15] = BoolGetDatum(d->recompute_due);
+	/* the month ring of the state row, next to account_period below */
+	values[16] = BoolGetDatum(d->has_period);
+	values[17] = DateADTGetDatum(d->has_period ? d->period : 0);
+	values[18] = Int64GetDatum(d->purchased);
 	if (ca_execute(plan_update_state, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "account state of customer " INT64_FORMAT " in %s not updated", customer_id, currency);
 	if (SPI_processed == 0)
@@ -1345,6 +1352,8 @@ merge_customers(PG_FUNCTION_ARGS)
 			 " revenue = p.revenue + EXCLUDED.revenue, purchased = p.purchased + EXCLUDED.purchased,"
 			 " returned = p.returned + EXCLUDED.returned, orders = p.orders + EXCLUDED.orders", survivor, duplicate);
 	exec_sql("DELETE FROM customer_account.account_period WHERE customer_id = $2 AND $1 IS NOT NULL", survivor, duplicate);
+	exec_sql("UPDATE customer_account.account_state SET month_ring = customer_account.month_ring_of(customer_id, currency)"
+			 " WHERE customer_id IN ($1, $2)", survivor, duplicate);
 	exec_sql("UPDATE customer_account.open_item SET customer_id = $1 WHERE customer_id = $2", survivor, duplicate);
 	exec_sql("UPDATE customer_account.item_application SET customer_id = $1 WHERE customer_id = $2", survivor, duplicate);
 
