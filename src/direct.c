@@ -27,6 +27,8 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/visibilitymap.h"
+#include "storage/bufmgr.h"
 #include "catalog/namespace.h"
 #include "common/int.h"
 #include "catalog/pg_collation.h"
@@ -114,7 +116,10 @@ typedef struct Rels
 	AttrNumber	i_kind,
 				i_open,
 				i_due,
-				i_disputed;
+				i_disputed,
+				i_customer,
+				i_currency,
+				i_created;
 	/* configuration tables, for the invalidation callback */
 	Oid			conf[5];
 	Oid			owner;			/* owner of the extension's tables */
@@ -251,6 +256,9 @@ ensure_rels(void)
 	rels.i_open = att(rels.item, "open");
 	rels.i_due = att(rels.item, "due_at");
 	rels.i_disputed = att(rels.item, "disputed");
+	rels.i_customer = att(rels.item, "customer_id");
+	rels.i_currency = att(rels.item, "currency");
+	rels.i_created = att(rels.item, "created_at");
 	rels.valid = true;
 }
 
@@ -523,46 +531,144 @@ ca_read_periods(int64 customer_id, const char *currency, DateADT after, DateADT 
 	scan_end(&ds);
 }
 
+/* the column of an index that holds heap column a (0 when none) */
+static int
+index_column(Relation index, AttrNumber a)
+{
+	for (int i = 0; i < index->rd_index->indnatts; i++)
+		if (index->rd_index->indkey.values[i] == a)
+			return i + 1;
+	return 0;
+}
+
+/* a text column of an index tuple or a slot into buf */
+static void
+copy_text_datum(Datum d, char *buf, int buflen)
+{
+	text	   *t = DatumGetTextPP(d);
+	int			len = Min((int) VARSIZE_ANY_EXHDR(t), buflen - 1);
+
+	memcpy(buf, VARDATA_ANY(t), len);
+	buf[len] = '\0';
+}
+
+/*
+ * Every unsettled item (of one customer and currency when customer_id is
+ * not NULL; due before due_before when has_due_before), in the order of
+ * open_item_unsettled: customer, currency, due date.  The index carries
+ * every column read here, so an item on an all-visible page is answered
+ * from the index alone (an index-only scan); other pages are read.
+ */
+void
+ca_scan_unsettled(const int64 *customer_id, const char *currency, bool has_due_before,
+				  TimestampTz due_before, Snapshot snap, UnsettledCallback cb, void *arg)
+{
+	DirectScan	ds;
+	ScanKeyData key[3];
+	int			nkeys = 0;
+	int			ic[7];
+	bool		covering = true;
+	Buffer		vmbuffer = InvalidBuffer;
+	ItemPointer tid;
+	const AttrNumber cols[7] = {rels.i_customer, rels.i_currency, rels.i_due, rels.i_open, rels.i_kind,
+	rels.i_disputed, rels.i_created};
+
+	ensure_rels();
+	scan_begin(&ds, rels.item, rels.item_unsettled, snap);
+	if (customer_id)
+	{
+		key_init(&key[nkeys++], ds.index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(*customer_id));
+		key_init(&key[nkeys++], ds.index, 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(currency));
+		if (has_due_before)
+			key_init(&key[nkeys++], ds.index, 3, BTLessStrategyNumber, F_TIMESTAMPTZ_LT,
+					 TimestampTzGetDatum(due_before));
+	}
+	for (int i = 0; i < 7; i++)
+	{
+		ic[i] = index_column(ds.index, cols[i]);
+		covering = covering && ic[i] > 0;
+	}
+	ds.scan = index_beginscan(ds.heap, ds.index, snap, nkeys, 0);
+	ds.scan->xs_want_itup = covering;
+	index_rescan(ds.scan, key, nkeys, NULL, 0);
+	while ((tid = index_getnext_tid(ds.scan, ForwardScanDirection)) != NULL)
+	{
+		UnsettledItem item;
+		Datum		v[7];
+		bool		n[7];
+
+		CHECK_FOR_INTERRUPTS();
+		if (covering && VM_ALL_VISIBLE(ds.heap, ItemPointerGetBlockNumber(tid), &vmbuffer))
+		{
+			/* every transaction sees the heap row the index entry points to */
+			for (int i = 0; i < 7; i++)
+				v[i] = index_getattr(ds.scan->xs_itup, ic[i], ds.scan->xs_itupdesc, &n[i]);
+		}
+		else
+		{
+			if (!index_fetch_heap(ds.scan, ds.slot))
+				continue;		/* not visible to this snapshot */
+			for (int i = 0; i < 7; i++)
+				v[i] = slot_getattr(ds.slot, cols[i], &n[i]);
+		}
+		item.customer_id = DatumGetInt64(v[0]);
+		copy_text_datum(v[1], item.currency, sizeof(item.currency));
+		item.due_at = DatumGetTimestampTz(v[2]);
+		item.open = DatumGetInt64(v[3]);
+		{
+			text	   *k = DatumGetTextPP(v[4]);
+
+			item.prepayment = VARSIZE_ANY_EXHDR(k) == 10 && memcmp(VARDATA_ANY(k), "prepayment", 10) == 0;
+		}
+		item.disputed = !n[5] && DatumGetBool(v[5]);
+		item.created_at = DatumGetTimestampTz(v[6]);
+		cb(&item, arg);
+	}
+	if (vmbuffer != InvalidBuffer)
+		ReleaseBuffer(vmbuffer);
+	scan_end(&ds);
+}
+
+typedef struct ItemSumsArgs
+{
+	ItemSums   *sums;
+	TimestampTz due_before;
+	TimestampTz undisputed_due_before;
+} ItemSumsArgs;
+
+/* one item into the sums of ca_read_items */
+static void
+add_item(const UnsettledItem *item, void *arg)
+{
+	ItemSumsArgs *a = (ItemSumsArgs *) arg;
+	ItemSums   *sums = a->sums;
+
+	sums->open += item->open;
+	if (item->prepayment)
+		return;
+	sums->exposure += item->open;
+	if (item->due_at < a->due_before)
+	{
+		sums->overdue += item->open;
+		if (!sums->has_oldest || item->due_at < sums->oldest_due)
+			sums->oldest_due = item->due_at;
+		sums->has_oldest = true;
+	}
+	if (item->due_at < a->undisputed_due_before && !item->disputed)
+		sums->overdue_undisputed += item->open;
+}
+
 void
 ca_read_items(int64 customer_id, const char *currency, TimestampTz due_before,
 			  TimestampTz undisputed_due_before, bool only_due_before, Snapshot snap, ItemSums *sums)
 {
-	DirectScan	ds;
-	ScanKeyData key[3];
+	ItemSumsArgs a;
 
-	ensure_rels();
 	memset(sums, 0, sizeof(*sums));
-	scan_begin(&ds, rels.item, rels.item_unsettled, snap);
-	key_init(&key[0], ds.index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
-	key_init(&key[1], ds.index, 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(currency));
-	if (only_due_before)
-		key_init(&key[2], ds.index, 3, BTLessStrategyNumber, F_TIMESTAMPTZ_LT, TimestampTzGetDatum(due_before));
-	scan_keys(&ds, snap, key, only_due_before ? 3 : 2);
-	while (index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
-	{
-		char		kind[16];
-		bool		has;
-		int64		open = slot_int64(ds.slot, rels.i_open, NULL);
-		TimestampTz due = slot_ts(ds.slot, rels.i_due, &has);
-		bool		n;
-		bool		disputed = DatumGetBool(slot_getattr(ds.slot, rels.i_disputed, &n));
-
-		sums->open += open;
-		slot_text(ds.slot, rels.i_kind, kind, sizeof(kind), NULL);
-		if (strcmp(kind, "prepayment") == 0)
-			continue;
-		sums->exposure += open;
-		if (due < due_before)
-		{
-			sums->overdue += open;
-			if (!sums->has_oldest || due < sums->oldest_due)
-				sums->oldest_due = due;
-			sums->has_oldest = true;
-		}
-		if (due < undisputed_due_before && !disputed)
-			sums->overdue_undisputed += open;
-	}
-	scan_end(&ds);
+	a.sums = sums;
+	a.due_before = due_before;
+	a.undisputed_due_before = undisputed_due_before;
+	ca_scan_unsettled(&customer_id, currency, only_due_before, due_before, snap, add_item, &a);
 }
 
 bool

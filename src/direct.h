@@ -85,6 +85,23 @@ extern void ca_read_items(int64 customer_id, const char *currency, TimestampTz d
 						  TimestampTz undisputed_due_before, bool only_due_before, Snapshot snap,
 						  ItemSums *sums);
 
+/* one unsettled open item, as ca_scan_unsettled passes it on */
+typedef struct UnsettledItem
+{
+	int64		customer_id;
+	char		currency[4];
+	TimestampTz due_at;
+	TimestampTz created_at;
+	int64		open;
+	bool		prepayment;
+	bool		disputed;
+} UnsettledItem;
+typedef void (*UnsettledCallback) (const UnsettledItem *item, void *arg);
+
+/* every unsettled item, or those of one customer and currency (due before a cut-off) */
+extern void ca_scan_unsettled(const int64 *customer_id, const char *currency, bool has_due_before,
+							  TimestampTz due_before, Snapshot snap, UnsettledCallback cb, void *arg);
+
 /* an order by number: customer, total and the inserting transaction */
 struct CurrencyAmount;
 extern bool ca_read_order(const char *order_no, Snapshot snap, int64 *customer_id,
