@@ -570,10 +570,16 @@ ca_scan_unsettled(const int64 *customer_id, const char *currency, bool has_due_b
 	bool		covering = true;
 	Buffer		vmbuffer = InvalidBuffer;
 	ItemPointer tid;
-	const AttrNumber cols[7] = {rels.i_customer, rels.i_currency, rels.i_due, rels.i_open, rels.i_kind,
-	rels.i_disputed, rels.i_created};
+	AttrNumber	cols[7];
 
 	ensure_rels();
+	cols[0] = rels.i_customer;
+	cols[1] = rels.i_currency;
+	cols[2] = rels.i_due;
+	cols[3] = rels.i_open;
+	cols[4] = rels.i_kind;
+	cols[5] = rels.i_disputed;
+	cols[6] = rels.i_created;
 	scan_begin(&ds, rels.item, rels.item_unsettled, snap);
 	if (customer_id)
 	{
