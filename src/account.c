@@ -289,6 +289,7 @@ value_segment(const BalanceRow *r, TimestampTz as_of, TimestampTz since, int32 n
  * monthly counters (direct.c).
  */
 #define MAX_CURRENCIES 64
+#define FEW_CURRENCIES 4		/* read into the stack first: most accounts have one */
 
 /* RA002 for a customer merged into another */
 static void
@@ -313,6 +314,7 @@ account_balance(PG_FUNCTION_ARGS)
 	DateADT		from_month = month_minus(to_month, 12);
 	Snapshot	snap = GetActiveSnapshot();
 	CustomerRow cust;
+	StateRow	few[FEW_CURRENCIES];
 	StateRow   *states;
 	int			nrows;
 	const PolicyConf *pol;
@@ -320,8 +322,13 @@ account_balance(PG_FUNCTION_ARGS)
 	OwnerContext oc;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	states = palloc(sizeof(StateRow) * MAX_CURRENCIES);
-	nrows = ca_read_states(customer_id, NULL, snap, states, MAX_CURRENCIES);
+	states = few;
+	nrows = ca_read_states(customer_id, NULL, snap, states, FEW_CURRENCIES);
+	if (nrows == FEW_CURRENCIES)
+	{
+		states = palloc(sizeof(StateRow) * MAX_CURRENCIES);
+		nrows = ca_read_states(customer_id, NULL, snap, states, MAX_CURRENCIES);
+	}
 	if (nrows > 0 && states[0].has_customer)
 		cust = states[0].customer;
 	else
