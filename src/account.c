@@ -380,7 +380,7 @@ account_balance(PG_FUNCTION_ARGS)
 				r->has_last[k] = st->has_last[k];
 				r->last[k] = st->last[k];
 			}
-			if (!ca_ring_sum(&st->ring, to_month, &r->revenue_12m, &r->purchased_12m, &r->returned_12m,
+			if (!st->has_ring || !ca_ring_sum(&st->ring, to_month, &r->revenue_12m, &r->purchased_12m, &r->returned_12m,
 							 &r->orders_12m))
 			{
 				/* a month after as_of is booked: the ring has moved past it */

@@ -107,6 +107,7 @@ typedef struct Rels
 				s_c_language,
 				s_c_limit,
 				s_c_group;
+	bool		state_cache;	/* the columns above exist (1.1.0 catalog) */
 	/* account_period */
 	AttrNumber	p_revenue,
 				p_purchased,
@@ -231,13 +232,22 @@ ensure_rels(void)
 	rels.s_last[2] = att(rels.state, "last_marketplace");
 	rels.s_last[3] = att(rels.state, "last_callcenter");
 	rels.s_last[4] = att(rels.state, "last_app");
-	rels.s_ring = att(rels.state, "month_ring");
-	rels.s_merged_into = att(rels.state, "merged_into");
-	rels.s_c_blocked = att(rels.state, "customer_blocked");
-	rels.s_c_since = att(rels.state, "customer_since");
-	rels.s_c_language = att(rels.state, "customer_language");
-	rels.s_c_limit = att(rels.state, "customer_credit_limit");
-	rels.s_c_group = att(rels.state, "customer_group");
+	/*
+	 * The ring and the customer facts come with the 1.1.0 catalog; with the
+	 * library installed and ALTER EXTENSION UPDATE not yet run, the reads
+	 * take the counters and the customer row as before.
+	 */
+	rels.s_ring = get_attnum(rels.state, "month_ring");
+	rels.s_merged_into = get_attnum(rels.state, "merged_into");
+	rels.s_c_blocked = get_attnum(rels.state, "customer_blocked");
+	rels.s_c_since = get_attnum(rels.state, "customer_since");
+	rels.s_c_language = get_attnum(rels.state, "customer_language");
+	rels.s_c_limit = get_attnum(rels.state, "customer_credit_limit");
+	rels.s_c_group = get_attnum(rels.state, "customer_group");
+	rels.state_cache = rels.s_ring != InvalidAttrNumber && rels.s_merged_into != InvalidAttrNumber
+		&& rels.s_c_blocked != InvalidAttrNumber && rels.s_c_since != InvalidAttrNumber
+		&& rels.s_c_language != InvalidAttrNumber && rels.s_c_limit != InvalidAttrNumber
+		&& rels.s_c_group != InvalidAttrNumber;
 
 	rels.p_revenue = att(rels.period, "revenue");
 	rels.p_purchased = att(rels.period, "purchased");
@@ -260,6 +270,14 @@ ensure_rels(void)
 	rels.i_currency = att(rels.item, "currency");
 	rels.i_created = att(rels.item, "created_at");
 	rels.valid = true;
+}
+
+/* does account_state carry the month ring (the 1.1.0 catalog)? */
+bool
+ca_state_has_ring(void)
+{
+	ensure_rels();
+	return rels.state_cache;
 }
 
 /* ------------------------------------------------------------------------
@@ -498,9 +516,14 @@ ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow 
 		r->last_event = slot_ts(ds.slot, rels.s_last_event, &r->has_last_event);
 		for (int k = 0; k < CHANNEL_KINDS; k++)
 			r->last[k] = slot_ts(ds.slot, rels.s_last[k], &r->has_last[k]);
-		d = slot_getattr(ds.slot, rels.s_ring, &isnull);
-		ca_ring_read(isnull ? NULL : DatumGetArrayTypeP(d), &r->ring);
-		read_state_customer(ds.slot, r);
+		r->has_ring = rels.state_cache;
+		r->has_customer = false;
+		if (rels.state_cache)
+		{
+			d = slot_getattr(ds.slot, rels.s_ring, &isnull);
+			ca_ring_read(isnull ? NULL : DatumGetArrayTypeP(d), &r->ring);
+			read_state_customer(ds.slot, r);
+		}
 	}
 	scan_end(&ds);
 	return n;

@@ -51,6 +51,7 @@ typedef struct StateRow
 	TimestampTz last_event;
 	bool		has_last[CHANNEL_KINDS];
 	TimestampTz last[CHANNEL_KINDS];
+	bool		has_ring;		/* false before ALTER EXTENSION UPDATE */
 	MonthRing	ring;			/* the twelve-month buckets */
 	bool		has_customer;	/* the customer facts below are filled */
 	CustomerRow customer;		/* as cached on the row (state_facts.c) */
@@ -74,6 +75,8 @@ typedef struct ItemSums
 	TimestampTz oldest_due;
 } ItemSums;
 
+/* does account_state carry the month ring and customer facts (1.1.0)? */
+extern bool ca_state_has_ring(void);
 /* RA002 when unknown; fills row (merged customers are reported, not raised) */
 extern void ca_read_customer(int64 customer_id, Snapshot snap, CustomerRow *row);
 /* the state rows of a customer, all currencies or one; returns how many */

@@ -104,7 +104,7 @@ payment_gather_facts(int64 customer_id, const char *currency, const char *channe
 		f->paid_orders = st.paid_orders;
 		f->dunning_level = st.dunning_level;
 		f->store_credit = st.store_credit;
-		if (!ca_ring_sum(&st.ring, this_month, &revenue, &f->purchased_12m, &f->returned_12m, &f->orders_12m))
+		if (!st.has_ring || !ca_ring_sum(&st.ring, this_month, &revenue, &f->purchased_12m, &f->returned_12m, &f->orders_12m))
 		{
 			/* a month after this one is booked: the ring has moved past it */
 			PeriodSums	ps;
