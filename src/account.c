@@ -19,7 +19,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -37,7 +36,6 @@
 
 #define BALANCE_COLS 16
 
-#define channel_kinds ca_channel_kind_names
 
 typedef struct BalanceRow
 {
@@ -136,8 +134,8 @@ last_by_kind_jsonb(const BalanceRow *r, TimestampTz as_of, bool *any, TimestampT
 		if (!r->has_last[k] || r->last[k] > as_of)
 			continue;
 		key.type = jbvString;
-		key.val.string.val = (char *) channel_kinds[k];
-		key.val.string.len = strlen(channel_kinds[k]);
+		key.val.string.val = (char *) ca_channel_kind_names[k];
+		key.val.string.len = strlen(ca_channel_kind_names[k]);
 		(void) pushJsonbValue(&state, WJB_KEY, &key);
 		val.type = jbvString;
 		val.val.string.len = Min(format_iso(iso[k], sizeof(iso[k]), r->last[k]), (int) sizeof(iso[k]) - 1);
