@@ -68,21 +68,26 @@ latency() {
     awk -v n="$n" 'NR == int(n * 0.50) + 1 { p50 = sprintf("%.3f", $1 / 1000) }
                    NR == int(n * 0.99) + 1 { p99 = sprintf("%.3f", $1 / 1000) } END { print p50, p99 }' "$TMP/$1.lat"
 }
+# ms of a statement's second run in one session: the first warms the
+# backend (catalog caches, the library, its first touch of shared buffers)
+time_warm() {
+    psql -X -q -d "$DB" -c "$1" -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1 \
+        | awk '{ printf "%.0f", $1 }'
+}
 # in the server: ROUNDS alternating timings of two statements; sets T_A and
 # T_B (median ms) and T_RATIO (median of t_b / t_a over the rounds)
 time_alternating() {  # sql_a sql_b
     local r a b ta=() tb=() rs=()
     for r in $(seq 1 "$ROUNDS"); do
-        a=$(time_sql "$1"); b=$(time_sql "$2")
+        a=$(time_warm "$1"); b=$(time_warm "$2")
         ta+=("$a"); tb+=("$b"); rs+=("$(ratio6 "$b" "$a")")
         echo "   round $r: $a ms / $b ms"
     done
     T_A=$(median "${ta[@]}"); T_B=$(median "${tb[@]}"); T_RATIO=$(printf '%.2f' "$(median "${rs[@]}")")
 }
-time_sql() {  # prints ms of one statement run in its own session
-    local t0 t1
-    t0=$(now_ms); psql -X -q -d "$DB" -c "$1" > /dev/null; t1=$(now_ms)
-    echo $(( t1 - t0 ))
+time_sql() {  # prints ms of one statement run in its own session (psql's \timing: without the connection set-up)
+    psql -X -q -d "$DB" -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1 \
+        | awk '{ printf "%.0f", $1 }'
 }
 
 dropdb --if-exists "$DB" >/dev/null 2>&1
@@ -240,7 +245,8 @@ machine="$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m), $
     echo
     echo "Run $(date -u +%Y-%m-%dT%H:%MZ), N = $N customers, ${DUR}s per pgbench run, on $machine."
     echo "Every ratio is the median of $ROUNDS rounds in which the workload and its reference ran"
-    echo "alternately (A, B, A, B, ...); TPS and times are medians, p50/p99 over every run"
+    echo "alternately (A, B, A, B, ...); TPS and times are medians, p50/p99 over every run; a time"
+    echo "in the server is a statement's second run in its session (the first warms the backend)"
     echo "(see \`test/bench/\` and the design's benchmarks page). Rerun: \`N=$N DUR=$DUR bash test/bench/run.sh\`."
     echo
     echo "| $(echo "$table" | head -1) |"
