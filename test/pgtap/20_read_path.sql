@@ -7,7 +7,15 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS customer_account CASCADE;
 SET search_path = customer_account, public;
 SET TimeZone = 'UTC';
-SELECT plan(28);
+SELECT plan(30);
+
+-- the state table leaves room for HOT updates; the unsettled items' index
+-- carries what the reads need
+SELECT ok((SELECT 'fillfactor=70' = ANY (reloptions) FROM pg_class WHERE oid = 'customer_account.account_state'::regclass),
+          'account_state has fillfactor 70');
+SELECT ok((SELECT pg_get_indexdef('customer_account.open_item_unsettled'::regclass)
+           LIKE '%(customer_id, currency, due_at) INCLUDE (open, kind, disputed, created_at) WHERE (settled_at IS NULL)'),
+          'open_item_unsettled covers open, kind, disputed and created_at');
 
 -- the ring on its own: months fall out behind a new head, old months are
 -- for account_period only, rows come out in month order
