@@ -679,6 +679,137 @@ SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@e
 -- section: core speed (reads that touch one row, reports from summaries)
 ------------------------------------------------------------------------------
 
+-- Everything balance() and payment_options() need sits on the account state
+-- row, so that a read is one index descent and one heap fetch:
+--   month_ring: the twelve-month figures as a ring of monthly buckets,
+--     bigint[n][5] = {month number (year * 12 + month - 1), revenue,
+--     purchased, returned, orders}, oldest first: exactly the account_period
+--     rows of the twelve months up to the latest month booked; maintained
+--     by the posting core next to account_period (month_ring_add), rebuilt
+--     from account_period by month_ring_of(), read with month_ring_rows();
+--   merged_into, customer_blocked, customer_since, customer_language,
+--     customer_credit_limit, customer_group: the customer's row as the
+--     decisions use it, copied by two triggers (state_facts.c).
+-- account_period keeps the full monthly history (questions about the past,
+-- reports, value segments).
+ALTER TABLE @extschema@.account_state
+    ADD COLUMN month_ring bigint[] NOT NULL DEFAULT '{}',
+    ADD COLUMN merged_into bigint,
+    ADD COLUMN customer_blocked boolean NOT NULL DEFAULT false,
+    ADD COLUMN customer_since timestamptz,
+    ADD COLUMN customer_language text,
+    ADD COLUMN customer_credit_limit @extschema@.currency_amount,
+    ADD COLUMN customer_group text;
+-- every posting updates the row: room on its page for the new version keeps
+-- the update HOT (no index entry, no chain across pages for readers)
+ALTER TABLE @extschema@.account_state SET (fillfactor = 70);
+
+CREATE FUNCTION @extschema@.month_ring_add(ring bigint[], period date, revenue bigint, purchased bigint,
+        returned bigint, orders integer) RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'month_ring_add' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.month_ring_add(bigint[], date, bigint, bigint, bigint, integer) IS
+    'the month ring of an account state row after one event (the posting core calls it)';
+
+CREATE FUNCTION @extschema@.month_ring_rows(ring bigint[], OUT period date, OUT revenue bigint,
+        OUT purchased bigint, OUT returned bigint, OUT orders integer)
+RETURNS SETOF record LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = @extschema@, pg_temp AS $$
+    SELECT pg_catalog.make_date((ring[i][1] OPERATOR(pg_catalog./) 12)::integer,
+                                (ring[i][1] OPERATOR(pg_catalog.%) 12 OPERATOR(pg_catalog.+) 1)::integer, 1),
+           ring[i][2], ring[i][3], ring[i][4], ring[i][5]::integer
+    FROM pg_catalog.generate_subscripts(ring, 1) i
+    ORDER BY 1
+$$;
+COMMENT ON FUNCTION @extschema@.month_ring_rows(bigint[]) IS
+    'the buckets of an account state row''s month ring as account_period rows';
+
+CREATE FUNCTION @extschema@.month_ring_of(customer_id bigint, currency text) RETURNS bigint[]
+LANGUAGE sql STABLE SET search_path = @extschema@, pg_temp AS $$
+    SELECT coalesce(pg_catalog.array_agg(ARRAY[
+               (pg_catalog.date_part('year', p.period) OPERATOR(pg_catalog.*) 12
+                OPERATOR(pg_catalog.+) pg_catalog.date_part('month', p.period) OPERATOR(pg_catalog.-) 1)::bigint,
+               p.revenue, p.purchased, p.returned, p.orders::bigint] ORDER BY p.period), '{}')
+    FROM @extschema@.account_period p
+    WHERE p.customer_id OPERATOR(pg_catalog.=) $1 AND p.currency OPERATOR(pg_catalog.=) $2
+      AND p.period OPERATOR(pg_catalog.>) (
+          SELECT (pg_catalog.max(q.period) OPERATOR(pg_catalog.-) interval '12 months')::date
+          FROM @extschema@.account_period q
+          WHERE q.customer_id OPERATOR(pg_catalog.=) $1 AND q.currency OPERATOR(pg_catalog.=) $2)
+$$;
+COMMENT ON FUNCTION @extschema@.month_ring_of(bigint, text) IS
+    'the month ring of an account rebuilt from account_period (what account_state.month_ring must hold)';
+
+CREATE FUNCTION @extschema@.account_state_facts() RETURNS trigger
+    AS 'MODULE_PATHNAME' LANGUAGE C SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+CREATE TRIGGER account_state_facts BEFORE INSERT ON @extschema@.account_state
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.account_state_facts();
+CREATE FUNCTION @extschema@.customer_facts_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME' LANGUAGE C SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+CREATE TRIGGER customer_facts_changed AFTER UPDATE ON @extschema@.customer
+    FOR EACH ROW WHEN (OLD.merged_into IS DISTINCT FROM NEW.merged_into OR OLD.blocked IS DISTINCT FROM NEW.blocked
+                       OR OLD.customer_since IS DISTINCT FROM NEW.customer_since
+                       OR OLD.language IS DISTINCT FROM NEW.language
+                       OR OLD.credit_limit IS DISTINCT FROM NEW.credit_limit
+                       OR OLD.customer_group IS DISTINCT FROM NEW.customer_group)
+    EXECUTE FUNCTION @extschema@.customer_facts_changed();
+
+-- the unsettled items carry every column balance(), the payment decision and
+-- the aging report read, so that on all-visible pages they are answered from
+-- the index alone (index-only scans; direct.c ca_scan_unsettled)
+DROP INDEX @extschema@.open_item_unsettled;
+CREATE INDEX open_item_unsettled ON @extschema@.open_item (customer_id, currency, due_at)
+    INCLUDE (open, kind, disputed, created_at) WHERE settled_at IS NULL;
+
+-- aging_report(as_of): today or later from one pass over the unsettled items
+-- in C (aging.c); a past day still from the items and what was paid since
+CREATE FUNCTION @extschema@.aging_open_items(as_of date,
+        OUT currency text, OUT bucket text, OUT customers bigint, OUT amount @extschema@.currency_amount)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'aging_open_items' LANGUAGE C STABLE STRICT;
+CREATE OR REPLACE FUNCTION @extschema@.aging_report(as_of date DEFAULT current_date,
+        OUT currency text, OUT bucket text, OUT customers bigint, OUT amount @extschema@.currency_amount)
+RETURNS SETOF record LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    cutoff timestamptz := (as_of OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC';   -- end of the day, UTC
+BEGIN
+    IF cutoff OPERATOR(pg_catalog.>) pg_catalog.now() THEN
+        RETURN QUERY SELECT * FROM @extschema@.aging_open_items(as_of);
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH items AS (
+        SELECT i.customer_id, i.currency,
+               i.amount OPERATOR(pg_catalog.-) coalesce((SELECT pg_catalog.sum(a.amount) FROM @extschema@.item_application a
+                                    WHERE a.item_id OPERATOR(pg_catalog.=) i.item_id
+                                      AND a.applied_at OPERATOR(pg_catalog.<) cutoff), 0) AS open,
+               i.due_at
+        FROM @extschema@.open_item i
+        WHERE i.kind OPERATOR(pg_catalog.<>) 'prepayment' AND i.created_at OPERATOR(pg_catalog.<) cutoff
+          AND (i.settled_at IS NULL OR i.settled_at OPERATOR(pg_catalog.>=) cutoff)
+    ), bucketed AS (
+        SELECT it.currency, it.customer_id, it.open,
+               CASE WHEN d OPERATOR(pg_catalog.<=) 0 THEN 'current' WHEN d OPERATOR(pg_catalog.<=) 30 THEN '1-30'
+                    WHEN d OPERATOR(pg_catalog.<=) 60 THEN '31-60'
+                    WHEN d OPERATOR(pg_catalog.<=) 90 THEN '61-90' ELSE '90+' END AS bucket
+        FROM items it, LATERAL (SELECT as_of OPERATOR(pg_catalog.-) (it.due_at AT TIME ZONE 'UTC')::date AS d) x
+        WHERE it.open OPERATOR(pg_catalog.>) 0
+    )
+    SELECT c.currency, b.name, pg_catalog.count(DISTINCT bk.customer_id),
+           @extschema@.currency_amount_from_minor_units(coalesce(pg_catalog.sum(bk.open), 0)::bigint, c.currency)
+    FROM (SELECT DISTINCT bucketed.currency FROM bucketed) c
+    CROSS JOIN (VALUES (1, 'current'), (2, '1-30'), (3, '31-60'), (4, '61-90'), (5, '90+')) b(ord, name)
+    LEFT JOIN bucketed bk ON bk.currency OPERATOR(pg_catalog.=) c.currency AND bk.bucket OPERATOR(pg_catalog.=) b.name
+    GROUP BY c.currency, b.ord, b.name
+    ORDER BY c.currency, b.ord;
+END $$;
+
+-- an upgraded database: the new columns from the books
+UPDATE @extschema@.account_state s
+SET month_ring = @extschema@.month_ring_of(s.customer_id, s.currency), merged_into = c.merged_into,
+    customer_blocked = c.blocked, customer_since = c.customer_since, customer_language = c.language,
+    customer_credit_limit = c.credit_limit, customer_group = c.customer_group
+FROM @extschema@.customer c WHERE c.customer_id OPERATOR(pg_catalog.=) s.customer_id;
+
 
 
 ------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ SELECT place_order('R-' || i, 5, 'web', '[{"sku":"A","qty":1,"unit_price":"50.00
 FROM generate_series(1, 6) i;
 -- (returns arrive with the returns feature; until then its monthly counter is set here)
 UPDATE account_period SET returned = purchased * 0.8 WHERE customer_id = 5;
+-- (the state row's month ring caches these counters: rebuild it from them)
+UPDATE account_state SET month_ring = month_ring_of(customer_id, currency) WHERE customer_id = 5;
 -- 6 in dunning (en): a reminder went out for an invoice 30 days old
 SELECT register_customer('Dunned Dan', 'dan@example.com', NULL, 'en', now() - interval '2 years');
 SELECT place_order('D-1', 6, 'web', '[{"sku":"A","qty":1,"unit_price":"30.00 EUR"}]', 'invoice', now() - interval '30 days');

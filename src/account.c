@@ -20,7 +20,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -39,7 +38,6 @@
 
 #define BALANCE_COLS 16
 
-static const char *const channel_kinds[5] = {"webshop", "store", "marketplace", "callcenter", "app"};
 
 typedef struct BalanceRow
 {
@@ -63,18 +61,94 @@ typedef struct BalanceRow
 static SPIPlanPtr plan_overdue_past;
 static SPIPlanPtr plan_history;
 
-static void
-append_iso(StringInfo buf, TimestampTz ts)
+/* n as exactly width decimal digits at p (n >= 0); returns the end */
+static inline char *
+put_digits(char *p, int n, int width)
+{
+	for (int i = width - 1; i >= 0; i--)
+	{
+		p[i] = (char) ('0' + n % 10);
+		n /= 10;
+	}
+	return p + width;
+}
+
+/* ts as ISO 8601 in UTC ("2024-05-01T10:00:00Z"), into buf; returns the length */
+static int
+format_iso(char *buf, size_t len, TimestampTz ts)
 {
 	struct pg_tm tm;
 	fsec_t		fsec;
+	char	   *p = buf;
 
 	utc_fields(ts, &tm, &fsec);
-	appendStringInfo(buf, "\"%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year, tm.tm_mon, tm.tm_mday,
-					 tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (tm.tm_year < 0 || tm.tm_year > 9999 || fsec < 0)
+	{
+		if (fsec != 0)
+			return snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year, tm.tm_mon,
+							tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+		return snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year, tm.tm_mon, tm.tm_mday,
+						tm.tm_hour, tm.tm_min, tm.tm_sec);
+	}
+	/* the common case without snprintf: it showed in the profile */
+	Assert(len >= 28);
+	p = put_digits(p, tm.tm_year, 4);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mon, 2);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mday, 2);
+	*p++ = 'T';
+	p = put_digits(p, tm.tm_hour, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_min, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_sec, 2);
 	if (fsec != 0)
-		appendStringInfo(buf, ".%06d", (int) fsec);
-	appendStringInfoString(buf, "Z\"");
+	{
+		*p++ = '.';
+		p = put_digits(p, (int) fsec, 6);
+	}
+	*p++ = 'Z';
+	*p = '\0';
+	return (int) (p - buf);
+}
+
+/*
+ * last_purchase_by_kind: {"webshop": "<ISO time>", ...} for every channel
+ * kind bought on up to as_of, built as a JsonbValue (no text parsing).
+ * Sets *latest to the latest of them; returns false in *any when none.
+ */
+static Datum
+last_by_kind_jsonb(const BalanceRow *r, TimestampTz as_of, bool *any, TimestampTz *latest)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+	char		iso[CHANNEL_KINDS][64];
+
+	*any = false;
+	*latest = 0;
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int k = 0; k < CHANNEL_KINDS; k++)
+	{
+		JsonbValue	key;
+		JsonbValue	val;
+
+		if (!r->has_last[k] || r->last[k] > as_of)
+			continue;
+		key.type = jbvString;
+		key.val.string.val = (char *) ca_channel_kind_names[k];
+		key.val.string.len = strlen(ca_channel_kind_names[k]);
+		(void) pushJsonbValue(&state, WJB_KEY, &key);
+		val.type = jbvString;
+		val.val.string.len = Min(format_iso(iso[k], sizeof(iso[k]), r->last[k]), (int) sizeof(iso[k]) - 1);
+		val.val.string.val = iso[k];
+		(void) pushJsonbValue(&state, WJB_VALUE, &val);
+		if (!*any || r->last[k] > *latest)
+			*latest = r->last[k];
+		*any = true;
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
 static Datum
@@ -219,9 +293,23 @@ value_segment(const BalanceRow *r, TimestampTz as_of, TimestampTz since, int32 n
  *   last_purchase_by_kind, dunning_level, value_segment)
  *
  * The fast path (as_of at or after the latest event booked) reads the
- * account state rows, the monthly counters and, only when something may be
- * overdue, the unsettled items, through direct index scans (direct.c).
+ * account state rows by one index descent: they carry the customer facts
+ * and the twelve-month ring.  Only when something may be overdue does it
+ * read the unsettled items, and only when a month after as_of is booked the
+ * monthly counters (direct.c).
  */
+/* RA002 for a customer merged into another */
+static void
+refuse_merged(int64 customer_id, const CustomerRow *c)
+{
+	if (c->merged)
+		ereport(ERROR,
+				(errcode(ERRCODE_CA_UNKNOWN),
+				 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
+						customer_id, c->merged_into),
+				 errhint("Use the surviving customer " INT64_FORMAT ".", c->merged_into)));
+}
+
 PG_FUNCTION_INFO_V1(account_balance);
 Datum
 account_balance(PG_FUNCTION_ARGS)
@@ -240,15 +328,13 @@ account_balance(PG_FUNCTION_ARGS)
 	OwnerContext oc;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	ca_read_customer(customer_id, snap, &cust);
-	if (cust.merged)
-		ereport(ERROR,
-				(errcode(ERRCODE_CA_UNKNOWN),
-				 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
-						customer_id, cust.merged_into),
-				 errhint("Use the surviving customer " INT64_FORMAT ".", cust.merged_into)));
 	/* every currency the customer used, however many */
 	states = ca_read_all_states(customer_id, snap, &nrows);
+	if (nrows > 0 && states[0].has_customer)
+		cust = states[0].customer;
+	else
+		ca_read_customer(customer_id, snap, &cust);		/* RA002 when unknown */
+	refuse_merged(customer_id, &cust);
 	if (nrows == 0)
 		return (Datum) 0;
 	pol = ca_policy();
@@ -260,8 +346,6 @@ account_balance(PG_FUNCTION_ARGS)
 		BalanceRow *r = &row;
 		Datum		values[BALANCE_COLS];
 		bool		nulls[BALANCE_COLS];
-		StringInfoData js;
-		bool		first = true;
 		bool		any_last = false;
 		TimestampTz last_purchase = 0;
 		double		avg = 0;
@@ -297,11 +381,16 @@ account_balance(PG_FUNCTION_ARGS)
 				r->has_last[k] = st->has_last[k];
 				r->last[k] = st->last[k];
 			}
-			ca_read_periods(customer_id, st->currency, from_month, to_month, snap, &ps);
-			r->revenue_12m = ps.revenue;
-			r->orders_12m = ps.orders;
-			r->purchased_12m = ps.purchased;
-			r->returned_12m = ps.returned;
+			if (!st->has_ring || !ca_ring_sum(&st->ring, to_month, &r->revenue_12m, &r->purchased_12m, &r->returned_12m,
+							 &r->orders_12m))
+			{
+				/* a month after as_of is booked: the ring has moved past it */
+				ca_read_periods(customer_id, st->currency, from_month, to_month, snap, &ps);
+				r->revenue_12m = ps.revenue;
+				r->orders_12m = ps.orders;
+				r->purchased_12m = ps.purchased;
+				r->returned_12m = ps.returned;
+			}
 			if (st->has_next_due && st->next_due < as_of)
 			{
 				ItemSums	items;
@@ -314,22 +403,7 @@ account_balance(PG_FUNCTION_ARGS)
 		}
 
 		memset(nulls, 0, sizeof(nulls));
-		initStringInfo(&js);
-		appendStringInfoChar(&js, '{');
-		for (int k = 0; k < 5; k++)
-		{
-			if (!r->has_last[k] || r->last[k] > as_of)
-				continue;
-			if (!first)
-				appendStringInfoChar(&js, ',');
-			first = false;
-			appendStringInfo(&js, "\"%s\":", channel_kinds[k]);
-			append_iso(&js, r->last[k]);
-			if (!any_last || r->last[k] > last_purchase)
-				last_purchase = r->last[k];
-			any_last = true;
-		}
-		appendStringInfoChar(&js, '}');
+		values[13] = last_by_kind_jsonb(r, as_of, &any_last, &last_purchase);
 		has_avg = ca_segment_avg(r->currency, &avg);
 
 		values[0] = Int64GetDatum(customer_id);
@@ -346,7 +420,6 @@ account_balance(PG_FUNCTION_ARGS)
 		values[11] = return_rate_datum(r->returned_12m, r->purchased_12m);
 		values[12] = TimestampTzGetDatum(last_purchase);
 		nulls[12] = !any_last;
-		values[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum(js.data));
 		values[14] = Int32GetDatum(r->dunning_level);
 		values[15] = CStringGetTextDatum(value_segment(r, as_of, cust.since, pol->new_customer_days,
 													   has_avg, avg, pol->segment_band));

@@ -27,6 +27,8 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/visibilitymap.h"
+#include "storage/bufmgr.h"
 #include "catalog/namespace.h"
 #include "common/int.h"
 #include "catalog/pg_collation.h"
@@ -100,7 +102,15 @@ typedef struct Rels
 				s_dunning,
 				s_next_due,
 				s_last_event,
-				s_last[CHANNEL_KINDS];
+				s_last[CHANNEL_KINDS],
+				s_ring,
+				s_merged_into,
+				s_c_blocked,
+				s_c_since,
+				s_c_language,
+				s_c_limit,
+				s_c_group;
+	bool		state_cache;	/* the columns above exist (1.1.0 catalog) */
 	/* account_period */
 	AttrNumber	p_revenue,
 				p_purchased,
@@ -110,7 +120,10 @@ typedef struct Rels
 	AttrNumber	i_kind,
 				i_open,
 				i_due,
-				i_disputed;
+				i_disputed,
+				i_customer,
+				i_currency,
+				i_created;
 	/* configuration tables, for the invalidation callback */
 	Oid			conf[5];
 	Oid			owner;			/* owner of the extension's tables */
@@ -247,6 +260,22 @@ ensure_rels(void)
 	rels.s_last[2] = att(rels.state, "last_marketplace");
 	rels.s_last[3] = att(rels.state, "last_callcenter");
 	rels.s_last[4] = att(rels.state, "last_app");
+	/*
+	 * The ring and the customer facts come with the 1.1.0 catalog; with the
+	 * library installed and ALTER EXTENSION UPDATE not yet run, the reads
+	 * take the counters and the customer row as before.
+	 */
+	rels.s_ring = get_attnum(rels.state, "month_ring");
+	rels.s_merged_into = get_attnum(rels.state, "merged_into");
+	rels.s_c_blocked = get_attnum(rels.state, "customer_blocked");
+	rels.s_c_since = get_attnum(rels.state, "customer_since");
+	rels.s_c_language = get_attnum(rels.state, "customer_language");
+	rels.s_c_limit = get_attnum(rels.state, "customer_credit_limit");
+	rels.s_c_group = get_attnum(rels.state, "customer_group");
+	rels.state_cache = rels.s_ring != InvalidAttrNumber && rels.s_merged_into != InvalidAttrNumber
+		&& rels.s_c_blocked != InvalidAttrNumber && rels.s_c_since != InvalidAttrNumber
+		&& rels.s_c_language != InvalidAttrNumber && rels.s_c_limit != InvalidAttrNumber
+		&& rels.s_c_group != InvalidAttrNumber;
 
 	rels.p_revenue = att(rels.period, "revenue");
 	rels.p_purchased = att(rels.period, "purchased");
@@ -265,7 +294,18 @@ ensure_rels(void)
 	rels.i_open = att(rels.item, "open");
 	rels.i_due = att(rels.item, "due_at");
 	rels.i_disputed = att(rels.item, "disputed");
+	rels.i_customer = att(rels.item, "customer_id");
+	rels.i_currency = att(rels.item, "currency");
+	rels.i_created = att(rels.item, "created_at");
 	rels.valid = true;
+}
+
+/* does account_state carry the month ring (the 1.1.0 catalog)? */
+bool
+ca_state_has_ring(void)
+{
+	ensure_rels();
+	return rels.state_cache;
 }
 
 /* ------------------------------------------------------------------------
@@ -331,14 +371,18 @@ scan_keys(DirectScan *ds, Snapshot snap, ScanKey keys, int nkeys)
 	index_rescan(ds->scan, keys, nkeys, NULL, 0);
 }
 
+/*
+ * The locks stay until the end of the transaction, as the executor keeps
+ * them: a statement that reads many accounts takes each lock once.
+ */
 static void
 scan_end(DirectScan *ds)
 {
 	if (ds->scan)
 		index_endscan(ds->scan);
 	ExecDropSingleTupleTableSlot(ds->slot);
-	index_close(ds->index, AccessShareLock);
-	table_close(ds->heap, AccessShareLock);
+	index_close(ds->index, NoLock);
+	table_close(ds->heap, NoLock);
 }
 
 static int64
@@ -453,6 +497,36 @@ ca_read_customer(int64 customer_id, Snapshot snap, CustomerRow *row)
 				 errmsg("unknown customer " INT64_FORMAT, customer_id)));
 }
 
+/* the customer facts cached on a state row (has_customer false when not filled) */
+static void
+read_state_customer(TupleTableSlot *slot, StateRow *r)
+{
+	CustomerRow *c = &r->customer;
+	bool		n;
+	Datum		d;
+
+	memset(c, 0, sizeof(*c));
+	c->since = slot_ts(slot, rels.s_c_since, &r->has_customer);
+	if (!r->has_customer)
+		return;
+	c->merged_into = slot_int64(slot, rels.s_merged_into, &n);
+	c->merged = !n;
+	d = slot_getattr(slot, rels.s_c_blocked, &n);
+	c->blocked = !n && DatumGetBool(d);
+	slot_text(slot, rels.s_c_language, c->language, sizeof(c->language), NULL);
+	d = slot_getattr(slot, rels.s_c_limit, &n);
+	if (!n)
+	{
+		CurrencyAmount *ca = DatumGetCurrencyAmountP(d);
+
+		c->has_limit = true;
+		c->limit_units = ca->units;
+		c->limit_code = ca->code;
+	}
+	c->group = slot_text_dup(slot, rels.s_c_group);
+	c->has_group = (c->group != NULL);
+}
+
 /* one account state row from the slot of a scan */
 static void
 state_from_slot(TupleTableSlot *slot, StateRow *r)
@@ -470,6 +544,16 @@ state_from_slot(TupleTableSlot *slot, StateRow *r)
 	r->last_event = slot_ts(slot, rels.s_last_event, &r->has_last_event);
 	for (int k = 0; k < CHANNEL_KINDS; k++)
 		r->last[k] = slot_ts(slot, rels.s_last[k], &r->has_last[k]);
+	r->has_ring = rels.state_cache;
+	r->has_customer = false;
+	if (rels.state_cache)
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, rels.s_ring, &isnull);
+
+		ca_ring_read(isnull ? NULL : DatumGetArrayTypeP(d), &r->ring);
+		read_state_customer(slot, r);
+	}
 }
 
 /* start a scan of a customer's state rows, all currencies or one */
@@ -555,46 +639,150 @@ ca_read_periods(int64 customer_id, const char *currency, DateADT after, DateADT 
 	scan_end(&ds);
 }
 
+/* the column of an index that holds heap column a (0 when none) */
+static int
+index_column(Relation index, AttrNumber a)
+{
+	for (int i = 0; i < index->rd_index->indnatts; i++)
+		if (index->rd_index->indkey.values[i] == a)
+			return i + 1;
+	return 0;
+}
+
+/* a text column of an index tuple or a slot into buf */
+static void
+copy_text_datum(Datum d, char *buf, int buflen)
+{
+	text	   *t = DatumGetTextPP(d);
+	int			len = Min((int) VARSIZE_ANY_EXHDR(t), buflen - 1);
+
+	memcpy(buf, VARDATA_ANY(t), len);
+	buf[len] = '\0';
+}
+
+/*
+ * Every unsettled item (of one customer and currency when customer_id is
+ * not NULL; due before due_before when has_due_before), in the order of
+ * open_item_unsettled: customer, currency, due date.  The index carries
+ * every column read here, so an item on an all-visible page is answered
+ * from the index alone (an index-only scan); other pages are read.
+ */
+void
+ca_scan_unsettled(const int64 *customer_id, const char *currency, bool has_due_before,
+				  TimestampTz due_before, Snapshot snap, UnsettledCallback cb, void *arg)
+{
+	DirectScan	ds;
+	ScanKeyData key[3];
+	int			nkeys = 0;
+	int			ic[7];
+	bool		covering = true;
+	Buffer		vmbuffer = InvalidBuffer;
+	ItemPointer tid;
+	AttrNumber	cols[7];
+
+	ensure_rels();
+	cols[0] = rels.i_customer;
+	cols[1] = rels.i_currency;
+	cols[2] = rels.i_due;
+	cols[3] = rels.i_open;
+	cols[4] = rels.i_kind;
+	cols[5] = rels.i_disputed;
+	cols[6] = rels.i_created;
+	scan_begin(&ds, rels.item, rels.item_unsettled, snap);
+	if (customer_id)
+	{
+		key_init(&key[nkeys++], ds.index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(*customer_id));
+		key_init(&key[nkeys++], ds.index, 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(currency));
+		if (has_due_before)
+			key_init(&key[nkeys++], ds.index, 3, BTLessStrategyNumber, F_TIMESTAMPTZ_LT,
+					 TimestampTzGetDatum(due_before));
+	}
+	for (int i = 0; i < 7; i++)
+	{
+		ic[i] = index_column(ds.index, cols[i]);
+		covering = covering && ic[i] > 0;
+	}
+	ds.scan = index_beginscan(ds.heap, ds.index, snap, nkeys, 0);
+	ds.scan->xs_want_itup = covering;
+	index_rescan(ds.scan, key, nkeys, NULL, 0);
+	while ((tid = index_getnext_tid(ds.scan, ForwardScanDirection)) != NULL)
+	{
+		UnsettledItem item;
+		Datum		v[7];
+		bool		n[7];
+
+		CHECK_FOR_INTERRUPTS();
+		if (covering && VM_ALL_VISIBLE(ds.heap, ItemPointerGetBlockNumber(tid), &vmbuffer))
+		{
+			/* every transaction sees the heap row the index entry points to */
+			for (int i = 0; i < 7; i++)
+				v[i] = index_getattr(ds.scan->xs_itup, ic[i], ds.scan->xs_itupdesc, &n[i]);
+		}
+		else
+		{
+			if (!index_fetch_heap(ds.scan, ds.slot))
+				continue;		/* not visible to this snapshot */
+			for (int i = 0; i < 7; i++)
+				v[i] = slot_getattr(ds.slot, cols[i], &n[i]);
+		}
+		item.customer_id = DatumGetInt64(v[0]);
+		copy_text_datum(v[1], item.currency, sizeof(item.currency));
+		item.due_at = DatumGetTimestampTz(v[2]);
+		item.open = DatumGetInt64(v[3]);
+		{
+			text	   *k = DatumGetTextPP(v[4]);
+
+			item.prepayment = VARSIZE_ANY_EXHDR(k) == 10 && memcmp(VARDATA_ANY(k), "prepayment", 10) == 0;
+		}
+		item.disputed = !n[5] && DatumGetBool(v[5]);
+		item.created_at = DatumGetTimestampTz(v[6]);
+		cb(&item, arg);
+	}
+	if (vmbuffer != InvalidBuffer)
+		ReleaseBuffer(vmbuffer);
+	scan_end(&ds);
+}
+
+typedef struct ItemSumsArgs
+{
+	ItemSums   *sums;
+	TimestampTz due_before;
+	TimestampTz undisputed_due_before;
+} ItemSumsArgs;
+
+/* one item into the sums of ca_read_items */
+static void
+add_item(const UnsettledItem *item, void *arg)
+{
+	ItemSumsArgs *a = (ItemSumsArgs *) arg;
+	ItemSums   *sums = a->sums;
+
+	ca_add_units(&sums->open, item->open, "sum of the open items");
+	if (item->prepayment)
+		return;
+	ca_add_units(&sums->exposure, item->open, "sum of the open receivables");
+	if (item->due_at < a->due_before)
+	{
+		ca_add_units(&sums->overdue, item->open, "sum of the overdue receivables");
+		if (!sums->has_oldest || item->due_at < sums->oldest_due)
+			sums->oldest_due = item->due_at;
+		sums->has_oldest = true;
+	}
+	if (item->due_at < a->undisputed_due_before && !item->disputed)
+		ca_add_units(&sums->overdue_undisputed, item->open, "sum of the overdue receivables");
+}
+
 void
 ca_read_items(int64 customer_id, const char *currency, TimestampTz due_before,
 			  TimestampTz undisputed_due_before, bool only_due_before, Snapshot snap, ItemSums *sums)
 {
-	DirectScan	ds;
-	ScanKeyData key[3];
+	ItemSumsArgs a;
 
-	ensure_rels();
 	memset(sums, 0, sizeof(*sums));
-	scan_begin(&ds, rels.item, rels.item_unsettled, snap);
-	key_init(&key[0], ds.index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
-	key_init(&key[1], ds.index, 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(currency));
-	if (only_due_before)
-		key_init(&key[2], ds.index, 3, BTLessStrategyNumber, F_TIMESTAMPTZ_LT, TimestampTzGetDatum(due_before));
-	scan_keys(&ds, snap, key, only_due_before ? 3 : 2);
-	while (index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
-	{
-		char		kind[16];
-		bool		has;
-		int64		open = slot_int64(ds.slot, rels.i_open, NULL);
-		TimestampTz due = slot_ts(ds.slot, rels.i_due, &has);
-		bool		n;
-		bool		disputed = DatumGetBool(slot_getattr(ds.slot, rels.i_disputed, &n));
-
-		ca_add_units(&sums->open, open, "sum of the open items");
-		slot_text(ds.slot, rels.i_kind, kind, sizeof(kind), NULL);
-		if (strcmp(kind, "prepayment") == 0)
-			continue;
-		ca_add_units(&sums->exposure, open, "sum of the open receivables");
-		if (due < due_before)
-		{
-			ca_add_units(&sums->overdue, open, "sum of the overdue receivables");
-			if (!sums->has_oldest || due < sums->oldest_due)
-				sums->oldest_due = due;
-			sums->has_oldest = true;
-		}
-		if (due < undisputed_due_before && !disputed)
-			ca_add_units(&sums->overdue_undisputed, open, "sum of the overdue receivables");
-	}
-	scan_end(&ds);
+	a.sums = sums;
+	a.due_before = due_before;
+	a.undisputed_due_before = undisputed_due_before;
+	ca_scan_unsettled(&customer_id, currency, only_due_before, due_before, snap, add_item, &a);
 }
 
 bool

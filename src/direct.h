@@ -15,6 +15,8 @@
 #include "utils/date.h"
 #include "utils/snapshot.h"
 
+#include "month_ring.h"
+
 #define CHANNEL_KINDS 5
 extern const char *const ca_channel_kind_names[CHANNEL_KINDS];
 
@@ -49,6 +51,10 @@ typedef struct StateRow
 	TimestampTz last_event;
 	bool		has_last[CHANNEL_KINDS];
 	TimestampTz last[CHANNEL_KINDS];
+	bool		has_ring;		/* false before ALTER EXTENSION UPDATE */
+	MonthRing	ring;			/* the twelve-month buckets */
+	bool		has_customer;	/* the customer facts below are filled */
+	CustomerRow customer;		/* as cached on the row (state_facts.c) */
 } StateRow;
 
 typedef struct PeriodSums
@@ -69,6 +75,8 @@ typedef struct ItemSums
 	TimestampTz oldest_due;
 } ItemSums;
 
+/* does account_state carry the month ring and customer facts (1.1.0)? */
+extern bool ca_state_has_ring(void);
 /* RA002 when unknown; fills row (merged customers are reported, not raised) */
 extern void ca_read_customer(int64 customer_id, Snapshot snap, CustomerRow *row);
 /* the state rows of a customer, all currencies or one; returns how many (more than max: an error) */
@@ -81,6 +89,23 @@ extern void ca_read_periods(int64 customer_id, const char *currency, DateADT aft
 extern void ca_read_items(int64 customer_id, const char *currency, TimestampTz due_before,
 						  TimestampTz undisputed_due_before, bool only_due_before, Snapshot snap,
 						  ItemSums *sums);
+
+/* one unsettled open item, as ca_scan_unsettled passes it on */
+typedef struct UnsettledItem
+{
+	int64		customer_id;
+	char		currency[4];
+	TimestampTz due_at;
+	TimestampTz created_at;
+	int64		open;
+	bool		prepayment;
+	bool		disputed;
+} UnsettledItem;
+typedef void (*UnsettledCallback) (const UnsettledItem *item, void *arg);
+
+/* every unsettled item, or those of one customer and currency (due before a cut-off) */
+extern void ca_scan_unsettled(const int64 *customer_id, const char *currency, bool has_due_before,
+							  TimestampTz due_before, Snapshot snap, UnsettledCallback cb, void *arg);
 
 /* an order by number: customer, total and the inserting transaction */
 struct CurrencyAmount;

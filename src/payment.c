@@ -49,9 +49,10 @@ month_minus(DateADT month, int n)
 
 /*
  * Gather what the rules need, by direct index reads (direct.c) under the
- * given snapshot: the customer, the account state of the currency, the
- * twelve monthly counters, and the unsettled items when something is open.
- * Returns the customer's language.
+ * given snapshot: the account state row of the currency, which carries the
+ * customer facts and the twelve-month ring, and the unsettled items when
+ * something is open.  The customer row is read only when the account has
+ * no state row in the currency yet.  Returns the customer's language.
  */
 char *
 payment_gather_facts(int64 customer_id, const char *currency, const char *channel_kind, int64 total,
@@ -62,13 +63,18 @@ payment_gather_facts(int64 customer_id, const char *currency, const char *channe
 	DateADT		this_month = month_of(at);
 	CustomerRow c;
 	StateRow	st;
+	bool		has_state;
 	int			kind = -1;
 	const CreditPolicyConf *pol;
 
 	for (int k = 0; k < CHANNEL_KINDS; k++)
 		if (strcmp(ca_channel_kind_names[k], channel_kind) == 0)
 			kind = k;
-	ca_read_customer(customer_id, snap, &c);
+	has_state = ca_read_states(customer_id, currency, snap, &st, 1) == 1;
+	if (has_state && st.has_customer)
+		c = st.customer;
+	else
+		ca_read_customer(customer_id, snap, &c);	/* RA002 when unknown */
 	if (c.merged)
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_UNKNOWN),
@@ -92,17 +98,23 @@ payment_gather_facts(int64 customer_id, const char *currency, const char *channe
 	p->return_rate_min_orders = pol->return_rate_min_orders;
 	p->dunning_block_level = pol->dunning_block_level;
 
-	if (ca_read_states(customer_id, currency, snap, &st, 1) == 1)
+	if (has_state)
 	{
-		PeriodSums	ps;
+		int64		revenue;
 
 		f->paid_orders = st.paid_orders;
 		f->dunning_level = st.dunning_level;
 		f->store_credit = st.store_credit;
-		ca_read_periods(customer_id, currency, month_minus(this_month, 12), this_month, snap, &ps);
-		f->orders_12m = ps.orders;
-		f->purchased_12m = ps.purchased;
-		f->returned_12m = ps.returned;
+		if (!st.has_ring || !ca_ring_sum(&st.ring, this_month, &revenue, &f->purchased_12m, &f->returned_12m, &f->orders_12m))
+		{
+			/* a month after this one is booked: the ring has moved past it */
+			PeriodSums	ps;
+
+			ca_read_periods(customer_id, currency, month_minus(this_month, 12), this_month, snap, &ps);
+			f->orders_12m = ps.orders;
+			f->purchased_12m = ps.purchased;
+			f->returned_12m = ps.returned;
+		}
 		if (st.open_amount > 0)
 		{
 			ItemSums	items;

@@ -346,42 +346,53 @@ book_entries(const LedgerEntry *a, const LedgerEntry *b)
 	ca_execute(plan_ledger2, values, nulls, false, 0);
 }
 
+#define UPDATE_STATE_SQL(ring_clause) \
+	"UPDATE customer_account.account_state SET" \
+	" balance = balance + $3, open_amount = open_amount + $4," \
+	" store_credit = store_credit + $5, lifetime_revenue = lifetime_revenue + $6," \
+	" lifetime_returned = lifetime_returned + $7, orders_count = orders_count + $8," \
+	" paid_orders = paid_orders + $9," \
+	" first_order_at = CASE WHEN $12 THEN LEAST(first_order_at, $10) ELSE first_order_at END," \
+	" last_purchase_at = CASE WHEN $12 THEN GREATEST(last_purchase_at, $10) ELSE last_purchase_at END," \
+	" last_webshop = CASE WHEN $12 AND $11 = 'webshop' THEN GREATEST(last_webshop, $10) ELSE last_webshop END," \
+	" last_store = CASE WHEN $12 AND $11 = 'store' THEN GREATEST(last_store, $10) ELSE last_store END," \
+	" last_marketplace = CASE WHEN $12 AND $11 = 'marketplace' THEN GREATEST(last_marketplace, $10) ELSE last_marketplace END," \
+	" last_callcenter = CASE WHEN $12 AND $11 = 'callcenter' THEN GREATEST(last_callcenter, $10) ELSE last_callcenter END," \
+	" last_app = CASE WHEN $12 AND $11 = 'app' THEN GREATEST(last_app, $10) ELSE last_app END," \
+	" next_due_at = CASE WHEN $16 THEN (SELECT min(i.due_at) FROM customer_account.open_item i" \
+	"     WHERE i.customer_id = $1 AND i.currency = $2 AND i.settled_at IS NULL AND i.kind <> 'prepayment')" \
+	"   WHEN $14 THEN LEAST(next_due_at, $13) ELSE next_due_at END," \
+	" last_event_at = GREATEST(last_event_at, $15)," \
+	" dunning_level = CASE WHEN $16 AND dunning_level > 0 AND NOT EXISTS (SELECT 1" \
+	"     FROM customer_account.open_item i WHERE i.customer_id = $1 AND i.currency = $2" \
+	"       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())" \
+	"   THEN 0 ELSE dunning_level END," \
+	" dunning_cycle = dunning_cycle + CASE WHEN $16 AND dunning_level > 0 AND NOT EXISTS (SELECT 1" \
+	"     FROM customer_account.open_item i WHERE i.customer_id = $1 AND i.currency = $2" \
+	"       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())" \
+	"   THEN 1 ELSE 0 END," \
+	ring_clause \
+	" updated_at = now()" \
+	" WHERE customer_id = $1 AND currency = $2"
+/* the month ring beside account_period (1.1.0; absent until ALTER EXTENSION UPDATE) */
+#define RING_CLAUSE \
+	" month_ring = CASE WHEN $17 THEN customer_account.month_ring_add(month_ring, $18, $6, $19, $7, $8)" \
+	"   ELSE month_ring END,"
+static SPIPlanPtr plan_update_state_1_0;
+
 void
 apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 {
-	Oid			types[16] = {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-		INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, BOOLOID, TIMESTAMPTZOID, BOOLOID, TIMESTAMPTZOID, BOOLOID};
-	Datum		values[16];
-	char		nulls[16];
+	SPIPlanPtr	plan;
+	Oid			types[19] = {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+		INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, BOOLOID, TIMESTAMPTZOID, BOOLOID, TIMESTAMPTZOID, BOOLOID,
+	BOOLOID, DATEOID, INT8OID};
+	Datum		values[19];
+	char		nulls[19];
 
-	ca_prepare(&plan_update_state,
-			   "UPDATE customer_account.account_state SET"
-			   " balance = balance + $3, open_amount = open_amount + $4,"
-			   " store_credit = store_credit + $5, lifetime_revenue = lifetime_revenue + $6,"
-			   " lifetime_returned = lifetime_returned + $7, orders_count = orders_count + $8,"
-			   " paid_orders = paid_orders + $9,"
-			   " first_order_at = CASE WHEN $12 THEN LEAST(first_order_at, $10) ELSE first_order_at END,"
-			   " last_purchase_at = CASE WHEN $12 THEN GREATEST(last_purchase_at, $10) ELSE last_purchase_at END,"
-			   " last_webshop = CASE WHEN $12 AND $11 = 'webshop' THEN GREATEST(last_webshop, $10) ELSE last_webshop END,"
-			   " last_store = CASE WHEN $12 AND $11 = 'store' THEN GREATEST(last_store, $10) ELSE last_store END,"
-			   " last_marketplace = CASE WHEN $12 AND $11 = 'marketplace' THEN GREATEST(last_marketplace, $10) ELSE last_marketplace END,"
-			   " last_callcenter = CASE WHEN $12 AND $11 = 'callcenter' THEN GREATEST(last_callcenter, $10) ELSE last_callcenter END,"
-			   " last_app = CASE WHEN $12 AND $11 = 'app' THEN GREATEST(last_app, $10) ELSE last_app END,"
-			   " next_due_at = CASE WHEN $16 THEN (SELECT min(i.due_at) FROM customer_account.open_item i"
-			   "     WHERE i.customer_id = $1 AND i.currency = $2 AND i.settled_at IS NULL AND i.kind <> 'prepayment')"
-			   "   WHEN $14 THEN LEAST(next_due_at, $13) ELSE next_due_at END,"
-			   " last_event_at = GREATEST(last_event_at, $15),"
-			   " dunning_level = CASE WHEN $16 AND dunning_level > 0 AND NOT EXISTS (SELECT 1"
-			   "     FROM customer_account.open_item i WHERE i.customer_id = $1 AND i.currency = $2"
-			   "       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())"
-			   "   THEN 0 ELSE dunning_level END,"
-			   " dunning_cycle = dunning_cycle + CASE WHEN $16 AND dunning_level > 0 AND NOT EXISTS (SELECT 1"
-			   "     FROM customer_account.open_item i WHERE i.customer_id = $1 AND i.currency = $2"
-			   "       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())"
-			   "   THEN 1 ELSE 0 END,"
-			   " updated_at = now()"
-			   " WHERE customer_id = $1 AND currency = $2",
-			   16, types);
+	plan = ca_state_has_ring()
+		? ca_prepare(&plan_update_state, UPDATE_STATE_SQL(RING_CLAUSE), 19, types)
+		: ca_prepare(&plan_update_state_1_0, UPDATE_STATE_SQL(""), 19, types);
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(customer_id);
 	values[1] = CStringGetTextDatum(currency);
@@ -399,7 +410,11 @@ apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 	values[13] = BoolGetDatum(d->has_new_due);
 	values[14] = TimestampTzGetDatum(d->event_at);
 	values[15] = BoolGetDatum(d->recompute_due);
-	if (ca_execute(plan_update_state, values, nulls, false, 0) != SPI_OK_UPDATE)
+	/* the month ring of the state row, next to account_period below */
+	values[16] = BoolGetDatum(d->has_period);
+	values[17] = DateADTGetDatum(d->has_period ? d->period : 0);
+	values[18] = Int64GetDatum(d->purchased);
+	if (ca_execute(plan, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "account state of customer " INT64_FORMAT " in %s not updated", customer_id, currency);
 	if (SPI_processed == 0)
 	{
@@ -407,7 +422,7 @@ apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 		AccountState st;
 
 		lock_account(customer_id, currency, &st);
-		if (ca_execute(plan_update_state, values, nulls, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+		if (ca_execute(plan, values, nulls, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
 			elog(ERROR, "account state of customer " INT64_FORMAT " in %s not updated", customer_id, currency);
 	}
 
@@ -1628,6 +1643,9 @@ merge_customers(PG_FUNCTION_ARGS)
 			 " revenue = p.revenue + EXCLUDED.revenue, purchased = p.purchased + EXCLUDED.purchased,"
 			 " returned = p.returned + EXCLUDED.returned, orders = p.orders + EXCLUDED.orders", survivor, duplicate);
 	exec_sql("DELETE FROM customer_account.account_period WHERE customer_id = $2 AND $1 IS NOT NULL", survivor, duplicate);
+	if (ca_state_has_ring())
+		exec_sql("UPDATE customer_account.account_state SET month_ring = customer_account.month_ring_of(customer_id, currency)"
+				 " WHERE customer_id IN ($1, $2)", survivor, duplicate);
 	exec_sql("UPDATE customer_account.open_item SET customer_id = $1 WHERE customer_id = $2", survivor, duplicate);
 	exec_sql("UPDATE customer_account.item_application SET customer_id = $1 WHERE customer_id = $2", survivor, duplicate);
 
