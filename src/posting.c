@@ -1645,7 +1645,9 @@ merge_customers(PG_FUNCTION_ARGS)
 	exec_sql("DELETE FROM customer_account.account_period WHERE customer_id = $2 AND $1 IS NOT NULL", survivor, duplicate);
 	if (ca_state_has_ring())
 		exec_sql("UPDATE customer_account.account_state SET month_ring = customer_account.month_ring_of(customer_id, currency)"
-				 " WHERE customer_id IN ($1, $2)", survivor, duplicate);
+				 " WHERE customer_id = $2 OR (customer_id = $1 AND currency IN"
+				 "   (SELECT x.currency FROM customer_account.account_state x WHERE x.customer_id = $2))",
+				 survivor, duplicate);	/* only the accounts the merge changes (and holds) */
 	exec_sql("UPDATE customer_account.open_item SET customer_id = $1 WHERE customer_id = $2", survivor, duplicate);
 	exec_sql("UPDATE customer_account.item_application SET customer_id = $1 WHERE customer_id = $2", survivor, duplicate);
 

@@ -131,7 +131,12 @@ customer_facts_changed(PG_FUNCTION_ARGS)
 			   " customer_blocked = c.blocked, customer_since = c.customer_since,"
 			   " customer_language = c.language, customer_credit_limit = c.credit_limit,"
 			   " customer_group = c.customer_group"
-			   " FROM customer_account.customer c WHERE c.customer_id = $1 AND s.customer_id = $1",
+			   " FROM customer_account.customer c WHERE c.customer_id = $1 AND s.customer_id = $1"
+			   /* only rows whose facts differ: no wait on a row another writer holds */
+			   "   AND (s.merged_into, s.customer_blocked, s.customer_since, s.customer_language,"
+			   "        s.customer_credit_limit, s.customer_group)"
+			   "     IS DISTINCT FROM (c.merged_into, c.blocked, c.customer_since, c.language,"
+			   "        c.credit_limit, c.customer_group)",
 			   1, types);
 	ca_execute(plan_copy_facts, values, NULL, false, 0);
 	ca_finish();

@@ -7,7 +7,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS customer_account CASCADE;
 SET search_path = customer_account, public;
 SET TimeZone = 'UTC';
-SELECT plan(30);
+SELECT plan(26);
 
 -- the state table leaves room for HOT updates; the unsettled items' index
 -- carries what the reads need
@@ -66,27 +66,9 @@ SELECT is((SELECT (b.revenue_12m, b.orders_12m)::text FROM balance(:rita) b),
              AND period > date_trunc('month', now() AT TIME ZONE 'UTC') - interval '12 months'),
           'balance() takes its twelve-month figures from the ring');
 
--- a future-dated order moves the ring's head past this month: the decision
--- then reads account_period, and the figures stay right
-SELECT place_order('RP-F', :rita, 'rp-web', '[{"sku":"F","qty":1,"unit_price":"99.00 EUR"}]', 'credit_card', now() + interval '65 days');
-SELECT cmp_ok((SELECT max(r.period) FROM account_state s, month_ring_rows(s.month_ring) r WHERE s.customer_id = :rita),
-              '>', date_trunc('month', now() AT TIME ZONE 'UTC')::date, 'the ring moved past this month');
-SELECT is((SELECT b.revenue_12m FROM balance(:rita, now() + interval '70 days') b),
-          (SELECT currency_amount_from_minor_units(sum(revenue)::bigint, 'EUR') FROM account_period WHERE customer_id = :rita
-             AND period > date_trunc('month', (now() + interval '70 days') AT TIME ZONE 'UTC') - interval '12 months'
-             AND period <= date_trunc('month', (now() + interval '70 days') AT TIME ZONE 'UTC')),
-          'a window ending at the new head is answered from the ring');
-SELECT is((SELECT b.revenue_12m FROM balance(:rita) b),
-          (SELECT currency_amount_from_minor_units(sum(revenue)::bigint, 'EUR') FROM account_period WHERE customer_id = :rita
-             AND period > date_trunc('month', now() AT TIME ZONE 'UTC') - interval '12 months'
-             AND period <= date_trunc('month', now() AT TIME ZONE 'UTC')),
-          'a window ending before the head is answered from account_period');
--- (returns arrive with the returns feature: the monthly counters are edited
--- here, the ring is not, so only a decision that reads account_period sees it)
-UPDATE account_period SET returned = purchased WHERE customer_id = :rita;
-SELECT is((SELECT reason_code FROM payment_options(:rita, '10.00 EUR', 'rp-web') WHERE method = 'invoice'),
-          'frequent_returner', 'the payment decision reads account_period while the ring is ahead of it');
-UPDATE account_period SET returned = 0 WHERE customer_id = :rita;
+-- (an event at most one day ahead of the clock is accepted, so the ring's
+-- head can pass the current month only across a month's end: balance() and
+-- the decisions then read account_period; src/month_ring.c ca_ring_sum)
 
 -- the customer facts follow every change of the customer row
 CREATE FUNCTION pg_temp.facts_differ() RETURNS bigint LANGUAGE sql AS $$
