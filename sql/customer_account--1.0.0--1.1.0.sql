@@ -356,160 +356,8 @@ END $$;
 -- section: verify_balances checks every cached figure; PUBLIC and the money type
 ------------------------------------------------------------------------------
 
--- verify_balances(): every figure the account state caches, rebuilt from the
--- books in one pass over the ledger (plus the open items, the orders and the
--- dunning notices for the figures that live there).  Money differences come
--- as currency_amount in stored/recomputed; every difference also as text in
--- stored_value/recomputed_value.  Figures that follow a customer's history
--- (first and last purchase, last event, monthly counters, dunning level) are
--- checked on the surviving account of a merge, over the ledgers of every
--- customer merged into it; a merged-away account must stay at zero.
-DROP FUNCTION @extschema@.verify_balances();
-CREATE FUNCTION @extschema@.verify_balances(OUT customer_id bigint, OUT currency text,
-        OUT stored @extschema@.currency_amount, OUT recomputed @extschema@.currency_amount, OUT figure text,
-        OUT stored_value text, OUT recomputed_value text)
-RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp
-    SET work_mem = '256MB'     -- one hash group per account and month: keep the rebuild in memory
-AS $$
-    WITH RECURSIVE chain(customer_id, root) AS (
-        SELECT c.customer_id, c.merged_into FROM @extschema@.customer c WHERE c.merged_into IS NOT NULL
-        UNION
-        SELECT ch.customer_id, c.merged_into FROM chain ch
-        JOIN @extschema@.customer c ON c.customer_id OPERATOR(pg_catalog.=) ch.root
-        WHERE c.merged_into IS NOT NULL
-    ), roots AS (        -- a merged-away customer and the survivor at the top of its chain
-        SELECT ch.customer_id, ch.root FROM chain ch
-        JOIN @extschema@.customer r ON r.customer_id OPERATOR(pg_catalog.=) ch.root
-        WHERE r.merged_into IS NULL
-    ), led AS (          -- the one pass over the ledger
-        SELECT l.customer_id, l.currency, l.revenue_period,
-               sum(@extschema@.minor_units(l.amount)) AS balance, sum(l.open_delta) AS open,
-               sum(l.credit_delta) AS credit, sum(l.revenue_delta) AS revenue,
-               sum(l.returned_delta) AS returned, sum(l.order_delta) AS orders,
-               sum(l.revenue_delta) FILTER (WHERE l.entry_type IN ('order', 'cancel')) AS purchased,
-               min(l.event_at) FILTER (WHERE l.entry_type = 'order') AS first_order,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order') AS last_purchase,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'webshop') AS last_webshop,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'store') AS last_store,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'marketplace') AS last_marketplace,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'callcenter') AS last_callcenter,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'app') AS last_app,
-               max(l.event_at) FILTER (WHERE l.entry_type NOT IN ('merge_in', 'merge_out')) AS last_event
-        FROM @extschema@.ledger l
-        GROUP BY l.customer_id, l.currency, l.revenue_period
-    ), led_r AS (        -- each group under the surviving customer
-        SELECT coalesce(r.root, led.customer_id) AS root, led.*
-        FROM led LEFT JOIN roots r ON r.customer_id OPERATOR(pg_catalog.=) led.customer_id
-    ), money AS (        -- per account: what its own ledger rows add up to
-        SELECT led.customer_id, led.currency, sum(led.balance)::bigint AS balance, sum(led.open)::bigint AS open,
-               sum(led.credit)::bigint AS credit, sum(led.revenue)::bigint AS revenue,
-               sum(led.returned)::bigint AS returned, sum(led.orders)::bigint AS orders
-        FROM led GROUP BY led.customer_id, led.currency
-    ), hist AS (         -- per surviving account: its history and that of everyone merged into it
-        SELECT t.root AS customer_id, t.currency, min(t.first_order) AS first_order,
-               max(t.last_purchase) AS last_purchase, max(t.last_webshop) AS last_webshop,
-               max(t.last_store) AS last_store, max(t.last_marketplace) AS last_marketplace,
-               max(t.last_callcenter) AS last_callcenter, max(t.last_app) AS last_app,
-               max(t.last_event) AS last_event
-        FROM led_r t GROUP BY t.root, t.currency
-    ), months AS (       -- the monthly counters as the ledger has them
-        SELECT t.root AS customer_id, t.currency, t.revenue_period AS period, sum(t.revenue)::bigint AS revenue,
-               coalesce(sum(t.purchased), 0)::bigint AS purchased, sum(t.returned)::bigint AS returned,
-               sum(t.orders)::bigint AS orders
-        FROM led_r t WHERE t.revenue_period IS NOT NULL
-        GROUP BY t.root, t.currency, t.revenue_period
-    ), items AS (
-        SELECT i.customer_id, i.currency, sum(i.open)::bigint AS open,
-               min(i.due_at) FILTER (WHERE i.kind <> 'prepayment') AS next_due
-        FROM @extschema@.open_item i WHERE i.settled_at IS NULL
-        GROUP BY i.customer_id, i.currency
-    ), paid AS (         -- orders not cancelled and with nothing left to pay
-        SELECT o.customer_id, @extschema@.currency_of(o.total) AS currency, count(*) AS paid_orders
-        FROM @extschema@.orders o
-        WHERE o.cancelled_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM @extschema@.open_item i
-                          WHERE i.order_no OPERATOR(pg_catalog.=) o.order_no AND i.settled_at IS NULL)
-        GROUP BY 1, 2
-    ), notices AS (
-        SELECT n.customer_id, n.currency, n.cycle, max(n.level) AS level
-        FROM @extschema@.dunning_notice n GROUP BY 1, 2, 3
-    ), accounts AS (
-        SELECT coalesce(s.customer_id, m.customer_id) AS customer_id, coalesce(s.currency, m.currency) AS currency,
-               s AS st, m AS m, (c.merged_into IS NOT NULL) AS merged_away
-        FROM @extschema@.account_state s
-        FULL JOIN money m ON m.customer_id OPERATOR(pg_catalog.=) s.customer_id
-                         AND m.currency OPERATOR(pg_catalog.=) s.currency
-        LEFT JOIN @extschema@.customer c ON c.customer_id OPERATOR(pg_catalog.=) coalesce(s.customer_id, m.customer_id)
-    ), diffs AS (
-        SELECT a.customer_id, a.currency, f.figure, f.is_money, f.stored, f.recomputed
-        FROM accounts a
-        LEFT JOIN hist h ON h.customer_id OPERATOR(pg_catalog.=) a.customer_id AND h.currency OPERATOR(pg_catalog.=) a.currency
-        LEFT JOIN items it ON it.customer_id OPERATOR(pg_catalog.=) a.customer_id AND it.currency OPERATOR(pg_catalog.=) a.currency
-        LEFT JOIN paid p ON p.customer_id OPERATOR(pg_catalog.=) a.customer_id AND p.currency OPERATOR(pg_catalog.=) a.currency
-        LEFT JOIN notices n ON n.customer_id OPERATOR(pg_catalog.=) a.customer_id AND n.currency OPERATOR(pg_catalog.=) a.currency
-                           AND n.cycle OPERATOR(pg_catalog.=) (a.st).dunning_cycle
-        CROSS JOIN LATERAL (VALUES
-            ('balance', true, coalesce((a.st).balance, 0)::text, coalesce((a.m).balance, 0)::text),
-            ('open_amount', true, coalesce((a.st).open_amount, 0)::text, coalesce((a.m).open, 0)::text),
-            ('store_credit', true, coalesce((a.st).store_credit, 0)::text, coalesce((a.m).credit, 0)::text),
-            ('lifetime_revenue', true, coalesce((a.st).lifetime_revenue, 0)::text, coalesce((a.m).revenue, 0)::text),
-            ('lifetime_returned', true, coalesce((a.st).lifetime_returned, 0)::text, coalesce((a.m).returned, 0)::text),
-            ('orders_count', false, coalesce((a.st).orders_count, 0)::text, coalesce((a.m).orders, 0)::text),
-            ('open_items', true, coalesce((a.st).open_amount, 0)::text, coalesce(it.open, 0)::text),
-            ('balance = open - credit', true, coalesce((a.st).balance, 0)::text,
-                (coalesce((a.st).open_amount, 0) - coalesce((a.st).store_credit, 0))::text),
-            ('next_due_at', false, (a.st).next_due_at::text, it.next_due::text),
-            ('paid_orders', false, coalesce((a.st).paid_orders, 0)::text,
-                CASE WHEN a.merged_away THEN '0' ELSE coalesce(p.paid_orders, 0)::text END),
-            ('dunning_level', false, coalesce((a.st).dunning_level, 0)::text,
-                CASE WHEN a.merged_away THEN '0' ELSE coalesce(n.level, 0)::text END)
-        ) AS f(figure, is_money, stored, recomputed)
-        WHERE f.stored IS DISTINCT FROM f.recomputed
-        UNION ALL
-        -- history figures, on the surviving accounts only
-        SELECT a.customer_id, a.currency, f.figure, false, f.stored, f.recomputed
-        FROM accounts a
-        LEFT JOIN hist h ON h.customer_id OPERATOR(pg_catalog.=) a.customer_id AND h.currency OPERATOR(pg_catalog.=) a.currency
-        CROSS JOIN LATERAL (VALUES
-            ('first_order_at', (a.st).first_order_at::text, h.first_order::text),
-            ('last_purchase_at', (a.st).last_purchase_at::text, h.last_purchase::text),
-            ('last_webshop', (a.st).last_webshop::text, h.last_webshop::text),
-            ('last_store', (a.st).last_store::text, h.last_store::text),
-            ('last_marketplace', (a.st).last_marketplace::text, h.last_marketplace::text),
-            ('last_callcenter', (a.st).last_callcenter::text, h.last_callcenter::text),
-            ('last_app', (a.st).last_app::text, h.last_app::text),
-            ('last_event_at', (a.st).last_event_at::text, h.last_event::text)
-        ) AS f(figure, stored, recomputed)
-        WHERE NOT a.merged_away AND f.stored IS DISTINCT FROM f.recomputed
-        UNION ALL
-        -- the monthly counters of the surviving accounts
-        SELECT coalesce(ap.customer_id, mo.customer_id), coalesce(ap.currency, mo.currency), f.figure, f.is_money,
-               f.stored, f.recomputed
-        FROM @extschema@.account_period ap
-        FULL JOIN months mo ON mo.customer_id OPERATOR(pg_catalog.=) ap.customer_id
-                           AND mo.currency OPERATOR(pg_catalog.=) ap.currency AND mo.period OPERATOR(pg_catalog.=) ap.period
-        CROSS JOIN LATERAL (VALUES
-            ('period revenue', true, coalesce(ap.revenue, 0)::text, coalesce(mo.revenue, 0)::text),
-            ('period purchased', true, coalesce(ap.purchased, 0)::text, coalesce(mo.purchased, 0)::text),
-            ('period returned', true, coalesce(ap.returned, 0)::text, coalesce(mo.returned, 0)::text),
-            ('period orders', false, coalesce(ap.orders, 0)::text, coalesce(mo.orders, 0)::text)
-        ) AS f(figure, is_money, stored, recomputed)
-        WHERE f.stored IS DISTINCT FROM f.recomputed
-    )
-    SELECT d.customer_id, d.currency,
-           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.stored::bigint, d.currency) END,
-           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.recomputed::bigint, d.currency) END,
-           d.figure,
-           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.stored::bigint, d.currency)::text
-                ELSE d.stored END,
-           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.recomputed::bigint, d.currency)::text
-                ELSE d.recomputed END
-    FROM diffs d
-    ORDER BY 1, 2, 5
-$$;
-REVOKE ALL ON FUNCTION @extschema@.verify_balances() FROM PUBLIC;
-COMMENT ON FUNCTION @extschema@.verify_balances() IS
-    'every figure the account state and the monthly counters cache, rebuilt from the books; always empty';
+-- (verify_balances() is defined near the end: it reads every figure the
+-- sections below add to the account state)
 
 -- a merge hands the duplicate's notices of its current dunning cycle to the
 -- survivor, marked with where they came from (a replayed run leaves them out)
@@ -1212,6 +1060,191 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.capture_pending', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capture_waiting', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capture_quarantine', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capture_backfill_state', '');
+
+
+
+------------------------------------------------------------------------------
+-- section: verify_balances (after every section that adds a cached figure)
+------------------------------------------------------------------------------
+-- verify_balances(): every figure the account state caches, rebuilt from the
+-- books in one pass over the ledger (plus the open items, the orders and the
+-- dunning notices for the figures that live there).  Money differences come
+-- as currency_amount in stored/recomputed; every difference also as text in
+-- stored_value/recomputed_value.  Figures that follow a customer's history
+-- (first and last purchase, last event, monthly counters, dunning level) are
+-- checked on the surviving account of a merge, over the ledgers of every
+-- customer merged into it; a merged-away account must stay at zero.
+DROP FUNCTION @extschema@.verify_balances();
+CREATE FUNCTION @extschema@.verify_balances(OUT customer_id bigint, OUT currency text,
+        OUT stored @extschema@.currency_amount, OUT recomputed @extschema@.currency_amount, OUT figure text,
+        OUT stored_value text, OUT recomputed_value text)
+RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp
+    SET work_mem = '256MB'     -- one hash group per account and month: keep the rebuild in memory
+AS $$
+    WITH RECURSIVE chain(customer_id, root) AS (
+        SELECT c.customer_id, c.merged_into FROM @extschema@.customer c WHERE c.merged_into IS NOT NULL
+        UNION
+        SELECT ch.customer_id, c.merged_into FROM chain ch
+        JOIN @extschema@.customer c ON c.customer_id OPERATOR(pg_catalog.=) ch.root
+        WHERE c.merged_into IS NOT NULL
+    ), roots AS (        -- a merged-away customer and the survivor at the top of its chain
+        SELECT ch.customer_id, ch.root FROM chain ch
+        JOIN @extschema@.customer r ON r.customer_id OPERATOR(pg_catalog.=) ch.root
+        WHERE r.merged_into IS NULL
+    ), led AS (          -- the one pass over the ledger
+        SELECT l.customer_id, l.currency, l.revenue_period,
+               sum(@extschema@.minor_units(l.amount)) AS balance, sum(l.open_delta) AS open,
+               sum(l.credit_delta) AS credit, sum(l.revenue_delta) AS revenue,
+               sum(l.returned_delta) AS returned, sum(l.order_delta) AS orders,
+               sum(l.revenue_delta) FILTER (WHERE l.entry_type IN ('order', 'cancel')) AS purchased,
+               min(l.event_at) FILTER (WHERE l.entry_type = 'order') AS first_order,
+               max(l.event_at) FILTER (WHERE l.entry_type = 'order') AS last_purchase,
+               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'webshop') AS last_webshop,
+               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'store') AS last_store,
+               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'marketplace') AS last_marketplace,
+               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'callcenter') AS last_callcenter,
+               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'app') AS last_app,
+               max(l.event_at) FILTER (WHERE l.entry_type NOT IN ('merge_in', 'merge_out')) AS last_event
+        FROM @extschema@.ledger l
+        GROUP BY l.customer_id, l.currency, l.revenue_period
+    ), led_r AS (        -- each group under the surviving customer
+        SELECT coalesce(r.root, led.customer_id) AS root, led.*
+        FROM led LEFT JOIN roots r ON r.customer_id OPERATOR(pg_catalog.=) led.customer_id
+    ), money AS (        -- per account: what its own ledger rows add up to
+        SELECT led.customer_id, led.currency, sum(led.balance)::bigint AS balance, sum(led.open)::bigint AS open,
+               sum(led.credit)::bigint AS credit, sum(led.revenue)::bigint AS revenue,
+               sum(led.returned)::bigint AS returned, sum(led.orders)::bigint AS orders
+        FROM led GROUP BY led.customer_id, led.currency
+    ), hist AS (         -- per surviving account: its history and that of everyone merged into it
+        SELECT t.root AS customer_id, t.currency, min(t.first_order) AS first_order,
+               max(t.last_purchase) AS last_purchase, max(t.last_webshop) AS last_webshop,
+               max(t.last_store) AS last_store, max(t.last_marketplace) AS last_marketplace,
+               max(t.last_callcenter) AS last_callcenter, max(t.last_app) AS last_app,
+               max(t.last_event) AS last_event
+        FROM led_r t GROUP BY t.root, t.currency
+    ), months AS (       -- the monthly counters as the ledger has them
+        SELECT t.root AS customer_id, t.currency, t.revenue_period AS period, sum(t.revenue)::bigint AS revenue,
+               coalesce(sum(t.purchased), 0)::bigint AS purchased, sum(t.returned)::bigint AS returned,
+               sum(t.orders)::bigint AS orders
+        FROM led_r t WHERE t.revenue_period IS NOT NULL
+        GROUP BY t.root, t.currency, t.revenue_period
+    ), items AS (
+        SELECT i.customer_id, i.currency, sum(i.open)::bigint AS open,
+               min(i.due_at) FILTER (WHERE i.kind <> 'prepayment') AS next_due
+        FROM @extschema@.open_item i WHERE i.settled_at IS NULL
+        GROUP BY i.customer_id, i.currency
+    ), paid AS (         -- orders not cancelled and with nothing left to pay
+        SELECT o.customer_id, @extschema@.currency_of(o.total) AS currency, count(*) AS paid_orders
+        FROM @extschema@.orders o
+        WHERE o.cancelled_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM @extschema@.open_item i
+                          WHERE i.order_no OPERATOR(pg_catalog.=) o.order_no AND i.settled_at IS NULL)
+        GROUP BY 1, 2
+    ), notices AS (
+        SELECT n.customer_id, n.currency, n.cycle, max(n.level) AS level
+        FROM @extschema@.dunning_notice n GROUP BY 1, 2, 3
+    ), rings AS (        -- the twelve-month ring each state row must carry: the latest twelve months booked
+        SELECT p.customer_id, p.currency,
+               array_agg(ARRAY[(extract(year FROM p.period) * 12 + extract(month FROM p.period) - 1)::bigint,
+                               p.revenue, p.purchased, p.returned, p.orders::bigint] ORDER BY p.period) AS ring
+        FROM (SELECT ap.*, max(ap.period) OVER (PARTITION BY ap.customer_id, ap.currency) AS head
+              FROM @extschema@.account_period ap) p
+        WHERE p.period > p.head - interval '12 months'
+        GROUP BY p.customer_id, p.currency
+    ), accounts AS (
+        SELECT coalesce(s.customer_id, m.customer_id) AS customer_id, coalesce(s.currency, m.currency) AS currency,
+               s AS st, m AS m, c AS cust, (c.merged_into IS NOT NULL) AS merged_away
+        FROM @extschema@.account_state s
+        FULL JOIN money m ON m.customer_id OPERATOR(pg_catalog.=) s.customer_id
+                         AND m.currency OPERATOR(pg_catalog.=) s.currency
+        LEFT JOIN @extschema@.customer c ON c.customer_id OPERATOR(pg_catalog.=) coalesce(s.customer_id, m.customer_id)
+    ), diffs AS (
+        SELECT a.customer_id, a.currency, f.figure, f.is_money, f.stored, f.recomputed
+        FROM accounts a
+        LEFT JOIN hist h ON h.customer_id OPERATOR(pg_catalog.=) a.customer_id AND h.currency OPERATOR(pg_catalog.=) a.currency
+        LEFT JOIN items it ON it.customer_id OPERATOR(pg_catalog.=) a.customer_id AND it.currency OPERATOR(pg_catalog.=) a.currency
+        LEFT JOIN paid p ON p.customer_id OPERATOR(pg_catalog.=) a.customer_id AND p.currency OPERATOR(pg_catalog.=) a.currency
+        LEFT JOIN notices n ON n.customer_id OPERATOR(pg_catalog.=) a.customer_id AND n.currency OPERATOR(pg_catalog.=) a.currency
+                           AND n.cycle OPERATOR(pg_catalog.=) (a.st).dunning_cycle
+        CROSS JOIN LATERAL (VALUES
+            ('balance', true, coalesce((a.st).balance, 0)::text, coalesce((a.m).balance, 0)::text),
+            ('open_amount', true, coalesce((a.st).open_amount, 0)::text, coalesce((a.m).open, 0)::text),
+            ('store_credit', true, coalesce((a.st).store_credit, 0)::text, coalesce((a.m).credit, 0)::text),
+            ('lifetime_revenue', true, coalesce((a.st).lifetime_revenue, 0)::text, coalesce((a.m).revenue, 0)::text),
+            ('lifetime_returned', true, coalesce((a.st).lifetime_returned, 0)::text, coalesce((a.m).returned, 0)::text),
+            ('orders_count', false, coalesce((a.st).orders_count, 0)::text, coalesce((a.m).orders, 0)::text),
+            ('open_items', true, coalesce((a.st).open_amount, 0)::text, coalesce(it.open, 0)::text),
+            ('balance = open - credit', true, coalesce((a.st).balance, 0)::text,
+                (coalesce((a.st).open_amount, 0) - coalesce((a.st).store_credit, 0))::text),
+            ('next_due_at', false, (a.st).next_due_at::text, it.next_due::text),
+            ('paid_orders', false, coalesce((a.st).paid_orders, 0)::text,
+                CASE WHEN a.merged_away THEN '0' ELSE coalesce(p.paid_orders, 0)::text END),
+            ('dunning_level', false, coalesce((a.st).dunning_level, 0)::text,
+                CASE WHEN a.merged_away THEN '0' ELSE coalesce(n.level, 0)::text END)
+        ) AS f(figure, is_money, stored, recomputed)
+        WHERE f.stored IS DISTINCT FROM f.recomputed
+        UNION ALL
+        -- history figures, on the surviving accounts only
+        SELECT a.customer_id, a.currency, f.figure, false, f.stored, f.recomputed
+        FROM accounts a
+        LEFT JOIN hist h ON h.customer_id OPERATOR(pg_catalog.=) a.customer_id AND h.currency OPERATOR(pg_catalog.=) a.currency
+        CROSS JOIN LATERAL (VALUES
+            ('first_order_at', (a.st).first_order_at::text, h.first_order::text),
+            ('last_purchase_at', (a.st).last_purchase_at::text, h.last_purchase::text),
+            ('last_webshop', (a.st).last_webshop::text, h.last_webshop::text),
+            ('last_store', (a.st).last_store::text, h.last_store::text),
+            ('last_marketplace', (a.st).last_marketplace::text, h.last_marketplace::text),
+            ('last_callcenter', (a.st).last_callcenter::text, h.last_callcenter::text),
+            ('last_app', (a.st).last_app::text, h.last_app::text),
+            ('last_event_at', (a.st).last_event_at::text, h.last_event::text)
+        ) AS f(figure, stored, recomputed)
+        WHERE NOT a.merged_away AND f.stored IS DISTINCT FROM f.recomputed
+        UNION ALL
+        -- the month ring (against account_period, which the ledger checks below)
+        -- and the customer facts copied onto every state row
+        SELECT a.customer_id, a.currency, f.figure, false, f.stored, f.recomputed
+        FROM accounts a
+        LEFT JOIN rings rg ON rg.customer_id OPERATOR(pg_catalog.=) a.customer_id
+                          AND rg.currency OPERATOR(pg_catalog.=) a.currency
+        CROSS JOIN LATERAL (VALUES
+            ('month_ring', coalesce((a.st).month_ring, '{}')::text, coalesce(rg.ring, '{}')::text),
+            ('merged_into', (a.st).merged_into::text, (a.cust).merged_into::text),
+            ('customer_blocked', (a.st).customer_blocked::text, (a.cust).blocked::text),
+            ('customer_since', (a.st).customer_since::text, (a.cust).customer_since::text),
+            ('customer_language', (a.st).customer_language::text, (a.cust).language::text),
+            ('customer_credit_limit', (a.st).customer_credit_limit::text, (a.cust).credit_limit::text),
+            ('customer_group', (a.st).customer_group::text, (a.cust).customer_group::text)
+        ) AS f(figure, stored, recomputed)
+        WHERE (a.st).customer_id IS NOT NULL AND f.stored IS DISTINCT FROM f.recomputed
+        UNION ALL
+        -- the monthly counters of the surviving accounts
+        SELECT coalesce(ap.customer_id, mo.customer_id), coalesce(ap.currency, mo.currency), f.figure, f.is_money,
+               f.stored, f.recomputed
+        FROM @extschema@.account_period ap
+        FULL JOIN months mo ON mo.customer_id OPERATOR(pg_catalog.=) ap.customer_id
+                           AND mo.currency OPERATOR(pg_catalog.=) ap.currency AND mo.period OPERATOR(pg_catalog.=) ap.period
+        CROSS JOIN LATERAL (VALUES
+            ('period revenue', true, coalesce(ap.revenue, 0)::text, coalesce(mo.revenue, 0)::text),
+            ('period purchased', true, coalesce(ap.purchased, 0)::text, coalesce(mo.purchased, 0)::text),
+            ('period returned', true, coalesce(ap.returned, 0)::text, coalesce(mo.returned, 0)::text),
+            ('period orders', false, coalesce(ap.orders, 0)::text, coalesce(mo.orders, 0)::text)
+        ) AS f(figure, is_money, stored, recomputed)
+        WHERE f.stored IS DISTINCT FROM f.recomputed
+    )
+    SELECT d.customer_id, d.currency,
+           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.stored::bigint, d.currency) END,
+           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.recomputed::bigint, d.currency) END,
+           d.figure,
+           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.stored::bigint, d.currency)::text
+                ELSE d.stored END,
+           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.recomputed::bigint, d.currency)::text
+                ELSE d.recomputed END
+    FROM diffs d
+    ORDER BY 1, 2, 5
+$$;
+REVOKE ALL ON FUNCTION @extschema@.verify_balances() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.verify_balances() IS
+    'every figure the account state and the monthly counters cache, rebuilt from the books; always empty';
 
 
 

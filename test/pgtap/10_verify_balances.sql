@@ -6,7 +6,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS customer_account CASCADE;
 SET search_path = customer_account, public;
 SET TimeZone = 'UTC';
-SELECT plan(29);
+SELECT plan(32);
 
 SELECT add_channel('vb-web', 'webshop', 'EUR');
 SELECT add_channel('vb-store', 'store', 'EUR');
@@ -69,6 +69,9 @@ SELECT ok(pg_temp.tampered(format('UPDATE account_state SET next_due_at = NULL W
 SELECT ok(pg_temp.tampered(format('UPDATE account_state SET last_event_at = last_event_at - interval ''1 day'' WHERE customer_id = %s', :vera), 'last_event_at'), 'last_event_at');
 SELECT ok(pg_temp.tampered(format('UPDATE account_state SET dunning_level = 2 WHERE customer_id = %s', :larry), 'dunning_level'), 'dunning_level');
 SELECT ok(pg_temp.tampered(format('UPDATE account_state SET balance = balance + 1, open_amount = open_amount + 1 WHERE customer_id = %s', :dup), 'balance'), 'a merged-away account must stay at zero');
+SELECT ok(pg_temp.tampered(format('UPDATE account_state SET month_ring = ''{}'' WHERE customer_id = %s', :vera), 'month_ring'), 'the twelve-month ring');
+SELECT ok(pg_temp.tampered(format('UPDATE account_state SET customer_blocked = NOT customer_blocked WHERE customer_id = %s', :vera), 'customer_blocked'), 'a customer fact copied onto the state row');
+SELECT ok(pg_temp.tampered(format('UPDATE account_state SET customer_group = ''vip'' WHERE customer_id = %s', :larry), 'customer_group'), 'the customer group copied onto the state row');
 SELECT ok(pg_temp.tampered(format('UPDATE open_item SET open = open - 1 WHERE customer_id = %s AND order_no = ''VB-1''', :vera), 'open_items'), 'open items against the state');
 SELECT ok(pg_temp.tampered(format('UPDATE account_period SET revenue = revenue + 1 WHERE customer_id = %s AND period = (SELECT max(period) FROM account_period WHERE customer_id = %s)', :vera, :vera), 'period revenue'), 'monthly revenue');
 SELECT ok(pg_temp.tampered(format('UPDATE account_period SET purchased = purchased + 1 WHERE customer_id = %s AND period = (SELECT max(period) FROM account_period WHERE customer_id = %s)', :vera, :vera), 'period purchased'), 'monthly purchased');
