@@ -35,6 +35,7 @@
 
 #include "currency.h"
 #include "direct.h"
+#include "loyalty.h"
 #include "money.h"
 #include "payment.h"
 #include "posting.h"
@@ -753,6 +754,8 @@ post_order(HeapTuple tup, TupleDesc td)
 	}
 	apply_delta(customer_id, currency, &d);
 	remember_order(order_no, customer_id, total->code);
+	/* loyalty: the reactivation credit (points are credited when the lines arrive) */
+	ca_loyalty_order_posted(customer_id, order_no, channel, currency, total->units, placed_at);
 }
 
 static SPIPlanPtr plan_order_items_open;
@@ -852,6 +855,8 @@ post_cancel(HeapTuple tup, TupleDesc td, TimestampTz cancelled_at)
 		book_entry(&e);
 	}
 	apply_delta(customer_id, currency, &d);
+	/* loyalty: everything the order earned, and its reactivation credit, goes back */
+	ca_loyalty_order_cancelled(customer_id, order_no, currency, cancelled_at);
 }
 
 /* ------------------------------------------------------------------------
@@ -1052,6 +1057,9 @@ orders_post(PG_FUNCTION_ARGS)
 						 errhint("Take the goods back as a return instead.")));
 			post_cancel(new, td, DatumGetTimestampTz(new_cancel));
 		}
+		/* loyalty: pending points get their available and expiry dates */
+		if (old_deliv_null && !new_deliv_null)
+			ca_loyalty_order_delivered(order_no, DatumGetTimestampTz(tuple_datum(new, td, "delivered_at", &new_deliv_null)));
 	}
 	ca_finish();
 	return PointerGetDatum(NULL);
@@ -1369,6 +1377,8 @@ merge_customers(PG_FUNCTION_ARGS)
 			 "                           WHERE customer_id = $1 AND kind = 'email' ORDER BY linked_at LIMIT 1)),"
 			 " blocked = s.blocked OR d.blocked"
 			 " FROM customer_account.customer d WHERE s.customer_id = $1 AND d.customer_id = $2", survivor, duplicate);
+	/* loyalty: lots, history and totals move to the survivor with their dates */
+	ca_loyalty_merge(survivor, duplicate);
 	ca_finish();
 	PG_RETURN_VOID();
 }
