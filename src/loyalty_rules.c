@@ -11,8 +11,6 @@
 
 #include "catalog/pg_collation.h"
 #include "common/int.h"
-#include "fmgr.h"
-#include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
 
