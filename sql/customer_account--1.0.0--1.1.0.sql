@@ -351,9 +351,10 @@ CREATE TABLE @extschema@.loyalty_entry (
 CREATE INDEX loyalty_entry_customer ON @extschema@.loyalty_entry (customer_id, at);
 CREATE INDEX loyalty_entry_order ON @extschema@.loyalty_entry (order_no) WHERE order_no IS NOT NULL;
 COMMENT ON TABLE @extschema@.loyalty_entry IS
-    'append-only points ledger; loyalty_lot_use says which lots each entry created or consumed';
+    'append-only points ledger; loyalty_lot_use says which lots each debit consumed';
 
--- which lots an entry created (earn: +) or consumed (debits: -), soonest expiry first
+-- which lots a debit consumed (soonest expiry first), and how much of each;
+-- an earning is its lots (a lot's points), so remaining = points + its uses
 CREATE TABLE @extschema@.loyalty_lot_use (
     customer_id bigint NOT NULL,
     entry_id    bigint NOT NULL REFERENCES @extschema@.loyalty_entry,
@@ -394,8 +395,10 @@ CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @e
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.config_changed();
 
 -- earning: every INSERT into order_line (place_order() or a shop's own) credits its lines
+-- (not SECURITY DEFINER: inside place_order() it runs as the owner already,
+-- so it switches to the owner, with a pinned search_path, only for a shop's own INSERT)
 CREATE FUNCTION @extschema@.loyalty_lines_post() RETURNS trigger
-    AS 'MODULE_PATHNAME' LANGUAGE C SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+    AS 'MODULE_PATHNAME' LANGUAGE C;
 CREATE TRIGGER loyalty_lines_post AFTER INSERT ON @extschema@.order_line
     REFERENCING NEW TABLE AS new_lines
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.loyalty_lines_post();
@@ -629,11 +632,12 @@ RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @ext
         FROM loyalty_lot l, fast
         WHERE fast.yes AND l.remaining > 0 AND l.earned_at <= loyalty_liability.as_of
         UNION ALL       -- else what every entry up to as_of left in them
-        SELECT l.currency, l.available_at, l.expires_at, sum(u.points)
-        FROM loyalty_lot l JOIN loyalty_lot_use u ON u.lot_id = l.lot_id, fast
-        WHERE NOT fast.yes AND l.earned_at <= loyalty_liability.as_of AND u.at <= loyalty_liability.as_of
-          AND u.kind <> 'expire'
-        GROUP BY l.lot_id
+        SELECT l.currency, l.available_at, l.expires_at,
+               l.points + coalesce((SELECT sum(u.points) FROM loyalty_lot_use u
+                                    WHERE u.lot_id = l.lot_id AND u.at <= loyalty_liability.as_of
+                                      AND u.kind <> 'expire'), 0)
+        FROM loyalty_lot l, fast
+        WHERE NOT fast.yes AND l.earned_at <= loyalty_liability.as_of
     ), classed AS (
         SELECT lots.currency, lots.rem, lots.expires_at,
                (lots.available_at IS NULL OR lots.available_at > loyalty_liability.as_of) AS is_pending,
@@ -662,7 +666,8 @@ $$;
 CREATE FUNCTION @extschema@.verify_loyalty(OUT customer_id bigint, OUT figure text, OUT stored text, OUT recomputed text)
 RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
     WITH lot_sums AS (
-        SELECT l.customer_id, sum(l.remaining)::bigint AS remaining FROM loyalty_lot l GROUP BY 1
+        SELECT l.customer_id, sum(l.remaining)::bigint AS remaining, sum(l.points)::bigint AS points
+        FROM loyalty_lot l GROUP BY 1
     ), entry_sums AS (
         SELECT e.customer_id, sum(e.points)::bigint AS points,
                coalesce(sum(e.points) FILTER (WHERE e.kind = 'earn'), 0)::bigint AS earned,
@@ -685,24 +690,25 @@ RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @ext
         ('points = lots remaining', coalesce(a.points, 0)::text, coalesce(ls.remaining, 0)::text),
         ('points = points ledger', coalesce(a.points, 0)::text, coalesce(es.points, 0)::text),
         ('earned', coalesce(a.earned, 0)::text, coalesce(es.earned, 0)::text),
+        ('earned = lots'' points', coalesce(a.earned, 0)::text, coalesce(ls.points, 0)::text),
         ('redeemed', coalesce(a.redeemed, 0)::text, coalesce(es.redeemed, 0)::text),
         ('expired', coalesce(a.expired, 0)::text, coalesce(es.expired, 0)::text),
         ('reversed', coalesce(a.reversed, 0)::text, coalesce(es.reversed, 0)::text),
         ('last_at', a.last_at::text, es.last_at::text)
     ) AS f(figure, stored, recomputed)
     WHERE f.stored IS DISTINCT FROM f.recomputed
-    UNION ALL           -- every lot holds what its uses left in it
-    SELECT l.customer_id, 'lot ' || l.lot_id || ' remaining', l.remaining::text, coalesce(u.points, 0)::text
+    UNION ALL           -- every lot holds what it earned less what the debits took from it
+    SELECT l.customer_id, 'lot ' || l.lot_id || ' remaining', l.remaining::text, (l.points + coalesce(u.points, 0))::text
     FROM loyalty_lot l
     LEFT JOIN (SELECT lu.lot_id, sum(lu.points)::bigint AS points FROM loyalty_lot_use lu GROUP BY 1) u
            ON u.lot_id = l.lot_id
-    WHERE l.remaining <> coalesce(u.points, 0)
-    UNION ALL           -- every entry moved exactly the points its uses moved
+    WHERE l.remaining <> l.points + coalesce(u.points, 0)
+    UNION ALL           -- every debit took exactly the points its lot uses took
     SELECT e.customer_id, 'entry ' || e.entry_id || ' points', e.points::text, coalesce(u.points, 0)::text
     FROM loyalty_entry e
     LEFT JOIN (SELECT lu.entry_id, sum(lu.points)::bigint AS points FROM loyalty_lot_use lu GROUP BY 1) u
            ON u.entry_id = e.entry_id
-    WHERE e.points <> coalesce(u.points, 0)
+    WHERE e.kind NOT IN ('earn', 'credit') AND e.points <> coalesce(u.points, 0)
     UNION ALL           -- a use belongs to the customer of its lot and of its entry
     SELECT u.customer_id, 'use of lot ' || u.lot_id || ' by entry ' || u.entry_id || ' customer',
            u.customer_id::text, l.customer_id::text || '/' || e.customer_id::text

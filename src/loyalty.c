@@ -28,6 +28,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -42,6 +43,7 @@
 #include "payment.h"
 #include "posting.h"
 #include "spi_util.h"
+#include "loyalty_int.h"
 
 static SPIPlanPtr plan_order_facts;
 static SPIPlanPtr plan_credit;
@@ -95,6 +97,67 @@ typedef struct OrderIn
 	bool		cancelled;
 	int64		total;
 } OrderIn;
+
+/*
+ * The orders booked in this transaction, as post_order saw them, so that
+ * their lines (inserted right after) are credited without reading the
+ * order again.  A hit is trusted only while the booking (sub)transaction
+ * is alive; a miss reads the orders of the whole chunk in one query.
+ */
+#define RECENT_ORDERS 16
+typedef struct RecentOrder
+{
+	TransactionId xid;
+	char		order_no[64];
+	char		channel[64];
+	OrderIn		facts;			/* order_no and channel point into this entry */
+} RecentOrder;
+static RecentOrder recent_orders[RECENT_ORDERS];
+static int	recent_next = 0;
+
+static RecentOrder *
+recent_order(const char *order_no)
+{
+	for (int i = 0; i < RECENT_ORDERS; i++)
+	{
+		RecentOrder *r = &recent_orders[i];
+
+		if (TransactionIdIsValid(r->xid) && strcmp(r->order_no, order_no) == 0
+			&& TransactionIdIsCurrentTransactionId(r->xid))
+			return r;
+	}
+	return NULL;
+}
+
+static void
+remember_order(const OrderIn *o)
+{
+	RecentOrder *r = recent_order(o->order_no);
+
+	if (strlen(o->order_no) >= sizeof(r->order_no) || strlen(o->channel) >= sizeof(r->channel))
+		return;
+	if (r == NULL)
+	{
+		r = &recent_orders[recent_next];
+		recent_next = (recent_next + 1) % RECENT_ORDERS;
+	}
+	r->xid = GetCurrentTransactionId();
+	strlcpy(r->order_no, o->order_no, sizeof(r->order_no));
+	strlcpy(r->channel, o->channel, sizeof(r->channel));
+	r->facts = *o;
+	r->facts.order_no = r->order_no;
+	r->facts.channel = r->channel;
+}
+
+/* a cancellation before the lines arrived: they earn nothing */
+void
+ca_loyalty_note_cancelled(const char *order_no)
+{
+	RecentOrder *r = recent_order(order_no);
+
+	if (r != NULL)
+		r->facts.cancelled = true;
+}
 
 typedef struct LineAtts
 {
@@ -170,23 +233,44 @@ read_line(TupleTableSlot *slot, const LineAtts *a, LineIn *l)
 				 errmsg("line %d of order \"%s\" is out of range", l->line_no, l->order_no)));
 }
 
-/* the orders of a chunk of lines, by number (orders sorted, as the lines are) */
+/*
+ * The orders of a chunk of lines (sorted by number, as the lines are):
+ * those booked just now from memory, the others in one query that sees
+ * every order written so far in this transaction, this statement included.
+ */
 static void
 fetch_orders(OrderIn *orders, int norders, MemoryContext cxt)
 {
 	Oid			types[1] = {TEXTARRAYOID};
 	Datum		values[1];
 	ArrayBuildState *a = initArrayResult(TEXTOID, cxt, false);
+	int			missing = 0;
 
 	for (int i = 0; i < norders; i++)
+	{
+		RecentOrder *r = recent_order(orders[i].order_no);
+
+		if (r != NULL)
+		{
+			char	   *no = orders[i].order_no;
+
+			orders[i] = r->facts;
+			orders[i].order_no = no;
+			orders[i].channel = pstrdup(r->channel);
+			continue;
+		}
 		a = accumArrayResult(a, CStringGetTextDatum(orders[i].order_no), false, TEXTOID, cxt);
+		missing++;
+	}
+	if (missing == 0)
+		return;
 	values[0] = makeArrayResult(a, cxt);
 	ca_prepare(&plan_order_facts,
 			   "SELECT o.order_no, o.customer_id, o.channel, o.payment_method = 'store_credit', o.placed_at,"
 			   " o.delivered_at, o.cancelled_at IS NOT NULL, customer_account.minor_units(o.total)"
 			   " FROM customer_account.orders o WHERE o.order_no = ANY ($1)",
 			   1, types);
-	ca_execute(plan_order_facts, values, NULL, true, 0);
+	ca_execute(plan_order_facts, values, NULL, false, 0);
 	MemoryContextSwitchTo(cxt);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -272,7 +356,8 @@ add_lot(LotBatch *b, const OrderIn *o, const LoyaltyChannel *ch, const LoyaltyTe
 /*
  * Write a batch of lots in one statement: the lots (a lot that exists
  * already is skipped: crediting is idempotent per line and rule), one earn
- * entry per order with the lots it created, and the customers' totals.
+ * entry per order for the lots it created, and the customers' totals.  An
+ * earning needs no lot uses: a lot's points are its own record of it.
  */
 static void
 write_lots(LotBatch *b, MemoryContext cxt)
@@ -294,16 +379,12 @@ write_lots(LotBatch *b, MemoryContext cxt)
 			   "    channel_kind::customer_account.channel_kind, qty, line_value, ppu, multipliers::text[], factor, tier,"
 			   "    points, points, earned_at, pending_days, expiry_days, available_at, expires_at FROM src"
 			   "  ON CONFLICT (order_no, line_no, rule_code) DO NOTHING"
-			   "  RETURNING lot_id, customer_id, order_no, channel, points, earned_at"
+			   "  RETURNING customer_id, order_no, channel, points, earned_at"
 			   "), ent AS ("
 			   "  INSERT INTO customer_account.loyalty_entry (customer_id, kind, points, order_no, channel, at, reason_code)"
 			   "  SELECT customer_id, 'earn', sum(points), order_no, channel, earned_at, 'points_earned' FROM lots"
 			   "  GROUP BY customer_id, order_no, channel, earned_at HAVING sum(points) > 0"
-			   "  RETURNING entry_id, customer_id, order_no, points, at"
-			   "), uses AS ("
-			   "  INSERT INTO customer_account.loyalty_lot_use (customer_id, entry_id, lot_id, kind, at, points)"
-			   "  SELECT l.customer_id, e.entry_id, l.lot_id, 'earn', l.earned_at, l.points"
-			   "  FROM lots l JOIN ent e ON e.order_no = l.order_no WHERE l.points > 0"
+			   "  RETURNING customer_id, points, at"
 			   ")"
 			   " INSERT INTO customer_account.loyalty_account AS a (customer_id, points, earned, last_at)"
 			   " SELECT customer_id, sum(points), sum(points), max(at) FROM ent GROUP BY customer_id ORDER BY customer_id"
@@ -392,6 +473,8 @@ loyalty_lines_post(PG_FUNCTION_ARGS)
 	MemoryContext caller = CurrentMemoryContext;
 	LineIn	   *lines;
 	int			n;
+	bool		switched;
+	OwnerContext oc;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -420,6 +503,10 @@ loyalty_lines_post(PG_FUNCTION_ARGS)
 	tuplestore_rescan(ts);
 	cxt = AllocSetContextCreate(caller, "loyalty crediting", ALLOCSET_DEFAULT_SIZES);
 	lines = MemoryContextAlloc(caller, sizeof(LineIn) * CREDIT_CHUNK);
+	/* inside place_order() we run as the owner already; a shop's own INSERT switches */
+	switched = GetUserId() != ca_loyalty_owner();
+	if (switched)
+		ca_become_owner(&oc);
 	ca_connect();
 	do
 	{
@@ -434,6 +521,8 @@ loyalty_lines_post(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(caller);
 	ca_finish();
 	MemoryContextSwitchTo(caller);
+	if (switched)
+		ca_restore_user(&oc);
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(cxt);
 	return PointerGetDatum(NULL);
@@ -472,12 +561,35 @@ reactivation_facts(const LoyaltyReactivationRule *r, int64 customer_id, const ch
 	values[5] = CStringGetTextDatum(order_no);
 	values[6] = CStringGetTextDatum(r->code);
 	values[7] = Int32GetDatum(r->once_per_days);
-	ca_execute(plan_react_facts, values, NULL, true, 1);
+	ca_execute(plan_react_facts, values, NULL, false, 1);
 	f->previous_at = ca_get_timestamptz(0, 1, &n);
 	f->has_previous = !n;
 	f->source_purchases = ca_get_int32(0, 2, NULL);
 	f->granted_recently = ca_get_bool(0, 3, NULL);
 	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * A cheap first look: a customer whose account shows no purchase on the
+ * source kind within the period (in any currency) cannot qualify, whatever
+ * the orders say.  Saves the query for most orders.
+ */
+static bool
+source_purchase_since(int64 customer_id, const LoyaltyReactivationRule *r, TimestampTz placed_at)
+{
+	StateRow	rows[8];
+	int			n;
+	TimestampTz since = placed_at - (TimestampTz) r->within_days * USECS_PER_DAY;
+
+	if (r->min_purchases <= 0)
+		return true;
+	n = ca_read_states(customer_id, NULL, GetLatestSnapshot(), rows, lengthof(rows));
+	if (n == lengthof(rows))
+		return true;			/* more currencies than read: let the query decide */
+	for (int i = 0; i < n; i++)
+		if (rows[i].has_last[r->source_kind] && rows[i].last[r->source_kind] >= since)
+			return true;
+	return false;
 }
 
 /* book the credit: store credit through the posting core, the history, the outbox */
@@ -531,11 +643,28 @@ grant_reactivation(const LoyaltyReactivationRule *r, int64 customer_id, const ch
 
 void
 ca_loyalty_order_posted(int64 customer_id, const char *order_no, const char *channel,
-						const char *currency, int64 total, TimestampTz placed_at)
+						const char *method, const char *currency, int64 total,
+						TimestampTz placed_at, bool delivered, TimestampTz delivered_at)
 {
 	const LoyaltyPolicy *p = ca_loyalty_policy();
 	const LoyaltyChannel *ch;
 
+	if (p->nterms > 0)
+	{
+		OrderIn		o;
+
+		memset(&o, 0, sizeof(o));
+		o.order_no = (char *) order_no;
+		o.found = true;
+		o.customer_id = customer_id;
+		o.channel = (char *) channel;
+		o.by_credit = strcmp(method, "store_credit") == 0;
+		o.placed_at = placed_at;
+		o.delivered = delivered;
+		o.delivered_at = delivered_at;
+		o.total = total;
+		remember_order(&o);
+	}
 	if (p->nreact == 0)
 		return;
 	ch = ca_loyalty_channel(channel);
@@ -555,6 +684,8 @@ ca_loyalty_order_posted(int64 customer_id, const char *order_no, const char *cha
 		/* a rule whose credit is in another currency needs no facts */
 		if ((r->has_credit && r->credit_code != f.currency_code) || (r->has_max && r->max_code != f.currency_code))
 			code = "other_currency";
+		else if (!source_purchase_since(customer_id, r, placed_at))
+			code = "too_few_source_purchases";
 		else
 		{
 			reactivation_facts(r, customer_id, order_no, placed_at, &f);
@@ -578,6 +709,14 @@ ca_loyalty_order_delivered(const char *order_no, TimestampTz delivered_at)
 	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
 	Datum		values[2];
 
+	RecentOrder *r = recent_order(order_no);
+
+	if (r != NULL)
+	{
+		/* delivered before its lines arrived: they are dated when credited */
+		r->facts.delivered = true;
+		r->facts.delivered_at = delivered_at;
+	}
 	if (p->nterms == 0)
 		return;
 	/* 24-hour days, as the lots were dated when credited */

@@ -16,9 +16,13 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 
-/* end of post_order: the reactivation credit, when the order earns it */
+/*
+ * End of post_order: the reactivation credit, when the order earns it; the
+ * order's facts are kept for crediting its lines, which arrive next.
+ */
 extern void ca_loyalty_order_posted(int64 customer_id, const char *order_no, const char *channel,
-									const char *currency, int64 total, TimestampTz placed_at);
+									const char *method, const char *currency, int64 total,
+									TimestampTz placed_at, bool delivered, TimestampTz delivered_at);
 
 /* delivered_at set: pending points get their available and expiry dates */
 extern void ca_loyalty_order_delivered(const char *order_no, TimestampTz delivered_at);

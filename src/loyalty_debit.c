@@ -408,6 +408,7 @@ void
 ca_loyalty_order_cancelled(int64 customer_id, const char *order_no, const char *currency,
 						   TimestampTz cancelled_at)
 {
+	ca_loyalty_note_cancelled(order_no);
 	reverse_points(customer_id, order_no, 0, 0, cancelled_at, "points_cancelled");
 	take_back_credits(customer_id, order_no, currency, cancelled_at);
 }

@@ -19,4 +19,10 @@ extern void ca_loyalty_lot_from_spi(int row, int col, LoyaltyLotState *l);
 /* RA002 for an unknown or merged customer; returns the customer's language */
 extern char *ca_loyalty_known_customer(int64 customer_id, Snapshot snap);
 
+/* the owner of the extension's tables */
+extern Oid	ca_loyalty_owner(void);
+
+/* a cancellation of an order whose lines may still arrive in this transaction */
+extern void ca_loyalty_note_cancelled(const char *order_no);
+
 #endif

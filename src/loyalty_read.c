@@ -12,13 +12,16 @@
 
 #include "access/genam.h"
 #include "access/table.h"
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "direct.h"
 #include "loyalty_int.h"
@@ -60,6 +63,7 @@ typedef struct LoyaltyRels
 				available_at,
 				expires_at,
 				last_at;
+	Oid			owner;			/* owner of the extension's tables */
 } LoyaltyRels;
 
 static LoyaltyRels lrels;
@@ -119,7 +123,22 @@ ensure_lrels(void)
 	lrels.available_at = loyalty_att(lrels.lot, "available_at");
 	lrels.expires_at = loyalty_att(lrels.lot, "expires_at");
 	lrels.last_at = loyalty_att(lrels.account, "last_at");
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lrels.lot));
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for relation %u", lrels.lot);
+		lrels.owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
 	lrels.valid = true;
+}
+
+Oid
+ca_loyalty_owner(void)
+{
+	ensure_lrels();
+	return lrels.owner;
 }
 
 /* scan heap through index on its first column = customer_id; calls fn per row */
@@ -212,10 +231,10 @@ past_lots(int64 customer_id, TimestampTz as_of, LotList *ll)
 	ca_become_owner(&oc);
 	ca_connect();
 	ca_prepare(&plan_past_lots,
-			   "SELECT l.lot_id, coalesce(sum(u.points), 0)::bigint, l.earned_at, l.available_at, l.expires_at"
-			   " FROM customer_account.loyalty_lot l JOIN customer_account.loyalty_lot_use u ON u.lot_id = l.lot_id"
-			   " WHERE l.customer_id = $1 AND l.earned_at <= $2 AND u.at <= $2 AND u.kind <> 'expire'"
-			   " GROUP BY l.lot_id",
+			   "SELECT l.lot_id, l.points + coalesce((SELECT sum(u.points) FROM customer_account.loyalty_lot_use u"
+			   "   WHERE u.lot_id = l.lot_id AND u.at <= $2 AND u.kind <> 'expire'), 0)::bigint,"
+			   "  l.earned_at, l.available_at, l.expires_at"
+			   " FROM customer_account.loyalty_lot l WHERE l.customer_id = $1 AND l.earned_at <= $2",
 			   2, types);
 	ca_execute(plan_past_lots, values, NULL, true, 0);
 	ll->n = 0;

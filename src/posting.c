@@ -755,7 +755,13 @@ post_order(HeapTuple tup, TupleDesc td)
 	apply_delta(customer_id, currency, &d);
 	remember_order(order_no, customer_id, total->code);
 	/* loyalty: the reactivation credit (points are credited when the lines arrive) */
-	ca_loyalty_order_posted(customer_id, order_no, channel, currency, total->units, placed_at);
+	{
+		bool		undelivered;
+		Datum		delivered = tuple_datum(tup, td, "delivered_at", &undelivered);
+
+		ca_loyalty_order_posted(customer_id, order_no, channel, method, currency, total->units, placed_at,
+								!undelivered, undelivered ? 0 : DatumGetTimestampTz(delivered));
+	}
 }
 
 static SPIPlanPtr plan_order_items_open;
