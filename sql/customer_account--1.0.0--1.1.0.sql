@@ -283,7 +283,7 @@ COMMENT ON TABLE @extschema@.loyalty_reactivation_rule IS
 -- per customer: the cached totals of the points ledger, and the row a debit locks
 CREATE TABLE @extschema@.loyalty_account (
     customer_id bigint PRIMARY KEY,
-    points      bigint NOT NULL DEFAULT 0 CHECK (points OPERATOR(pg_catalog.>=) 0),   -- outstanding: sum of the lots' remaining
+    points      bigint NOT NULL DEFAULT 0,    -- outstanding: sum of the lots' remaining
     earned      bigint NOT NULL DEFAULT 0,
     redeemed    bigint NOT NULL DEFAULT 0,
     expired     bigint NOT NULL DEFAULT 0,
@@ -293,6 +293,8 @@ CREATE TABLE @extschema@.loyalty_account (
 );
 
 -- one lot per order line and earn rule: what it earned, why, what is left, and its dates
+-- (the write path credits every order line here: one small CHECK only, as
+-- every CHECK is read and compiled once per statement; verify_loyalty() checks the rest)
 CREATE TABLE @extschema@.loyalty_lot (
     customer_id     bigint NOT NULL,
     lot_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -302,13 +304,13 @@ CREATE TABLE @extschema@.loyalty_lot (
     currency        text COLLATE "C" NOT NULL,
     channel         text NOT NULL,
     channel_kind    @extschema@.channel_kind NOT NULL,
-    qty             integer NOT NULL CHECK (qty OPERATOR(pg_catalog.>) 0),
+    qty             integer NOT NULL,
     line_value      bigint NOT NULL,             -- minor units that earned (store credit left out)
     points_per_unit numeric NOT NULL,
     multipliers     text[] NOT NULL DEFAULT '{}',
     factor          numeric NOT NULL DEFAULT 1,  -- product of the multipliers
     tier            text,                        -- the customer's tier just before the order
-    points          bigint NOT NULL CHECK (points OPERATOR(pg_catalog.>=) 0),
+    points          bigint NOT NULL,
     remaining       bigint NOT NULL,
     returned_qty    integer NOT NULL DEFAULT 0,
     reversed        bigint NOT NULL DEFAULT 0,   -- points returns and cancellation claimed from the line
@@ -318,13 +320,12 @@ CREATE TABLE @extschema@.loyalty_lot (
     available_at    timestamptz,                 -- NULL: pending until delivery
     expires_at      timestamptz,
     UNIQUE (order_no, line_no, rule_code),
-    CHECK (remaining OPERATOR(pg_catalog.>=) 0 AND remaining OPERATOR(pg_catalog.<=) points),
-    CHECK (returned_qty OPERATOR(pg_catalog.>=) 0 AND returned_qty OPERATOR(pg_catalog.<=) qty),
-    CHECK (reversed OPERATOR(pg_catalog.>=) 0 AND reversed OPERATOR(pg_catalog.<=) points),
-    CHECK ((available_at IS NULL) OPERATOR(pg_catalog.=) (expires_at IS NULL))
+    CHECK (remaining OPERATOR(pg_catalog.>=) 0 AND remaining OPERATOR(pg_catalog.<=) points)
 );
 CREATE INDEX loyalty_lot_customer ON @extschema@.loyalty_lot (customer_id, expires_at);
-CREATE INDEX loyalty_lot_expiring ON @extschema@.loyalty_lot (expires_at) WHERE remaining OPERATOR(pg_catalog.>) 0;
+-- for expire_points(); a lot enters it when it gets its dates (delivery), not when credited
+CREATE INDEX loyalty_lot_expiring ON @extschema@.loyalty_lot (expires_at)
+    WHERE remaining OPERATOR(pg_catalog.>) 0 AND expires_at IS NOT NULL;
 COMMENT ON TABLE @extschema@.loyalty_lot IS
     'points lots: one per order line and earn rule, with the rule, multipliers and tier that produced them';
 
@@ -332,7 +333,7 @@ COMMENT ON TABLE @extschema@.loyalty_lot IS
 CREATE TABLE @extschema@.loyalty_entry (
     customer_id bigint NOT NULL,
     entry_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    kind        text NOT NULL CHECK (kind IN ('earn', 'redeem', 'expire', 'reverse', 'credit')),
+    kind        text NOT NULL,                  -- earn, redeem, expire, reverse, credit
     points      bigint NOT NULL,
     amount      @extschema@.currency_amount,    -- redeem: the store credit; credit: the money (negative: taken back)
     order_no    text,
@@ -343,13 +344,12 @@ CREATE TABLE @extschema@.loyalty_entry (
     reason_code text NOT NULL,
     unrecovered bigint NOT NULL DEFAULT 0,      -- reverse: points already spent; credit: minor units already spent
     note        text,
-    recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    CHECK (CASE kind WHEN 'earn' THEN points OPERATOR(pg_catalog.>) 0
-                     WHEN 'credit' THEN points OPERATOR(pg_catalog.=) 0
-                     ELSE points OPERATOR(pg_catalog.<=) 0 END)
+    recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    -- kinds and signs are checked by verify_loyalty(), not per row (see loyalty_lot)
 );
 CREATE INDEX loyalty_entry_customer ON @extschema@.loyalty_entry (customer_id, at);
-CREATE INDEX loyalty_entry_order ON @extschema@.loyalty_entry (order_no) WHERE order_no IS NOT NULL;
+-- the credits of an order, for its cancellation (earnings need no second index)
+CREATE INDEX loyalty_entry_credit ON @extschema@.loyalty_entry (order_no) WHERE kind OPERATOR(pg_catalog.=) 'credit';
 COMMENT ON TABLE @extschema@.loyalty_entry IS
     'append-only points ledger; loyalty_lot_use says which lots each debit consumed';
 
@@ -694,7 +694,8 @@ RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @ext
         ('redeemed', coalesce(a.redeemed, 0)::text, coalesce(es.redeemed, 0)::text),
         ('expired', coalesce(a.expired, 0)::text, coalesce(es.expired, 0)::text),
         ('reversed', coalesce(a.reversed, 0)::text, coalesce(es.reversed, 0)::text),
-        ('last_at', a.last_at::text, es.last_at::text)
+        ('last_at', a.last_at::text, es.last_at::text),
+        ('points not negative', (coalesce(a.points, 0) >= 0)::text, 'true')
     ) AS f(figure, stored, recomputed)
     WHERE f.stored IS DISTINCT FROM f.recomputed
     UNION ALL           -- every lot holds what it earned less what the debits took from it
@@ -703,6 +704,22 @@ RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @ext
     LEFT JOIN (SELECT lu.lot_id, sum(lu.points)::bigint AS points FROM loyalty_lot_use lu GROUP BY 1) u
            ON u.lot_id = l.lot_id
     WHERE l.remaining <> l.points + coalesce(u.points, 0)
+    UNION ALL           -- kinds and signs: earnings add, debits take, credits are money only
+    SELECT e.customer_id, 'entry ' || e.entry_id || ' sign', e.kind || ' ' || e.points, 'earn > 0, credit = 0, debits <= 0'
+    FROM loyalty_entry e
+    WHERE NOT CASE e.kind WHEN 'earn' THEN e.points > 0 WHEN 'credit' THEN e.points = 0
+                          WHEN 'redeem' THEN e.points <= 0 WHEN 'expire' THEN e.points <= 0
+                          WHEN 'reverse' THEN e.points <= 0 ELSE false END
+    UNION ALL           -- what returns and cancellations claimed stays within what the line earned and sold
+    SELECT l.customer_id, 'lot ' || l.lot_id || ' claims', l.reversed || ' of ' || l.points || ', ' || l.returned_qty || ' of ' || l.qty,
+           'within the points and units'
+    FROM loyalty_lot l
+    WHERE l.reversed < 0 OR l.reversed > l.points OR l.returned_qty < 0 OR l.returned_qty > l.qty
+    UNION ALL           -- a lot is dated once it is delivered: both dates or none, in order
+    SELECT l.customer_id, 'lot ' || l.lot_id || ' dates', l.available_at::text || ' / ' || l.expires_at::text,
+           'both or none, available before expiry'
+    FROM loyalty_lot l
+    WHERE (l.available_at IS NULL) <> (l.expires_at IS NULL) OR l.available_at > l.expires_at
     UNION ALL           -- every debit took exactly the points its lot uses took
     SELECT e.customer_id, 'entry ' || e.entry_id || ' points', e.points::text, coalesce(u.points, 0)::text
     FROM loyalty_entry e
