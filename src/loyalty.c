@@ -718,7 +718,7 @@ ca_loyalty_order_delivered(const char *order_no, TimestampTz delivered_at)
 		r->facts.delivered_at = delivered_at;
 	}
 	if (p->nterms == 0)
-		return;
+		return;					/* no terms (or no loyalty tables): nothing was credited */
 	/* 24-hour days, as the lots were dated when credited */
 	ca_prepare(&plan_deliver,
 			   "UPDATE customer_account.loyalty_lot SET"
@@ -748,6 +748,8 @@ merge_sql(const char *sql, int64 survivor, int64 duplicate)
 void
 ca_loyalty_merge(int64 survivor, int64 duplicate)
 {
+	if (!ca_loyalty_policy()->installed)
+		return;
 	/* both loyalty accounts, lower id first, as the account states were */
 	merge_sql("SELECT 1 FROM customer_account.loyalty_account WHERE customer_id IN ($1, $2)"
 			  " ORDER BY customer_id FOR UPDATE", survivor, duplicate);

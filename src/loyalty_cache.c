@@ -288,15 +288,20 @@ load_cache(void)
 		nsp = get_namespace_oid("customer_account", false);
 		for (int i = 0; i < (int) NWATCHED; i++)
 			watched[i] = get_relname_relid(watched_names[i], nsp);
-		ca_become_owner(&oc);
-		ca_connect();
-		load_terms(fresh.cxt, &fresh.policy);
-		load_rules(fresh.cxt, &fresh.policy);
-		load_tiers(fresh.cxt, &fresh.policy);
-		load_reactivation(fresh.cxt, &fresh.policy);
-		load_channels(fresh.cxt, &fresh);
-		ca_finish();
-		ca_restore_user(&oc);
+		/* new binaries on a 1.0.0 schema, before ALTER EXTENSION UPDATE: loyalty is off */
+		fresh.policy.installed = OidIsValid(watched[0]);
+		if (fresh.policy.installed)
+		{
+			ca_become_owner(&oc);
+			ca_connect();
+			load_terms(fresh.cxt, &fresh.policy);
+			load_rules(fresh.cxt, &fresh.policy);
+			load_tiers(fresh.cxt, &fresh.policy);
+			load_reactivation(fresh.cxt, &fresh.policy);
+			load_channels(fresh.cxt, &fresh);
+			ca_finish();
+			ca_restore_user(&oc);
+		}
 	}
 	PG_CATCH();
 	{
@@ -308,8 +313,12 @@ load_cache(void)
 	if (cache.cxt != NULL)
 		MemoryContextDelete(cache.cxt);
 	cache = fresh;
-	/* an invalidation that arrived while we read makes the next call load again */
-	cache_valid = (seen == inval_count);
+	/*
+	 * An invalidation that arrived while we read makes the next call load
+	 * again; so does a schema without the loyalty tables, which an update
+	 * creates without telling this backend.
+	 */
+	cache_valid = (seen == inval_count) && cache.policy.installed;
 }
 
 static void

@@ -322,7 +322,7 @@ int64
 ca_loyalty_reverse_return(int64 customer_id, const char *order_no, int32 line_no, int32 qty_returned,
 						  TimestampTz at)
 {
-	if (qty_returned <= 0 || line_no <= 0)
+	if (qty_returned <= 0 || line_no <= 0 || !ca_loyalty_policy()->installed)
 		return 0;
 	return reverse_points(customer_id, order_no, line_no, qty_returned, at, "points_returned");
 }
@@ -408,6 +408,8 @@ void
 ca_loyalty_order_cancelled(int64 customer_id, const char *order_no, const char *currency,
 						   TimestampTz cancelled_at)
 {
+	if (!ca_loyalty_policy()->installed)
+		return;
 	ca_loyalty_note_cancelled(order_no);
 	reverse_points(customer_id, order_no, 0, 0, cancelled_at, "points_cancelled");
 	take_back_credits(customer_id, order_no, currency, cancelled_at);

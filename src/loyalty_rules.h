@@ -96,6 +96,7 @@ typedef struct LoyaltyPolicy
 	LoyaltyReactivationRule *react;
 	int			nreact;
 	bool		tier_multipliers;	/* some multiplier asks for a tier */
+	bool		installed;		/* false: the schema predates loyalty (not yet updated) */
 } LoyaltyPolicy;
 
 /* the order a line belongs to, as far as earning is concerned */
