@@ -272,6 +272,13 @@ SELECT place_order('E-4', :eva, 'web-de', '[{"sku":"GLOVES","qty":1,"unit_price"
 SELECT redeem_points(:eva, 150, 'store-berlin');             -- E-3 (200 points) is available since 2025-07-31
 SELECT loyalty_reverse_return(:eva, 'E-3', 1, 2) AS both_boots;
 SELECT * FROM pg_temp.lots('E-%');
+-- the other line of the same order is one of those other points
+SELECT place_order('E-5', :eva, 'web-de', '[{"sku":"HAT","qty":1,"unit_price":"40.00 EUR"},{"sku":"BELT","qty":1,"unit_price":"60.00 EUR"}]',
+    'credit_card', '2025-08-01 10:00');
+SELECT mark_delivered('E-5', '2025-08-01 12:00');
+SELECT redeem_points(:eva, 80, 'web-de');                    -- the hat's 40, then 40 of the belt's 60
+SELECT loyalty_reverse_return(:eva, 'E-5', 1, 1) AS hat_returned;
+SELECT * FROM pg_temp.lots('E-5');
 SELECT kind, points, order_no, reason_code, unrecovered FROM loyalty_entry WHERE customer_id = :eva ORDER BY entry_id;
 SELECT * FROM pg_temp.hist(:eva);
 

@@ -115,6 +115,7 @@ typedef struct RecentOrder
 static RecentOrder recent_orders[RECENT_ORDERS];
 static int	recent_next = 0;
 
+/* the order booked in this transaction under that number, or NULL */
 static RecentOrder *
 recent_order(const char *order_no)
 {
@@ -129,6 +130,7 @@ recent_order(const char *order_no)
 	return NULL;
 }
 
+/* keep an order's facts for its lines (long numbers are read again instead) */
 static void
 remember_order(const OrderIn *o)
 {
@@ -192,12 +194,14 @@ typedef struct LotBatch
 	int			n;
 } LotBatch;
 
+/* one value of one lot column */
 static void
 batch_put(LotBatch *b, int col, Datum d, bool isnull)
 {
 	b->col[col] = accumArrayResult(b->col[col], d, isnull, lot_elem_types[col], CurrentMemoryContext);
 }
 
+/* lines by order number, then line number */
 static int
 line_cmp(const void *a, const void *b)
 {
@@ -210,12 +214,14 @@ line_cmp(const void *a, const void *b)
 	return (x->line_no > y->line_no) - (x->line_no < y->line_no);
 }
 
+/* an order number against an OrderIn, for bsearch */
 static int
 order_key_cmp(const void *key, const void *elem)
 {
 	return strcmp((const char *) key, ((const OrderIn *) elem)->order_no);
 }
 
+/* one new order line from the transition table, copied out of the slot */
 static void
 read_line(TupleTableSlot *slot, const LineAtts *a, LineIn *l)
 {
@@ -641,6 +647,7 @@ grant_reactivation(const LoyaltyReactivationRule *r, int64 customer_id, const ch
 	ca_execute(plan_notify, NULL, NULL, false, 0);
 }
 
+/* end of post_order: keep the facts for the lines; grant the reactivation credit when earned */
 void
 ca_loyalty_order_posted(int64 customer_id, const char *order_no, const char *channel,
 						const char *method, const char *currency, int64 total,
@@ -745,6 +752,7 @@ merge_sql(const char *sql, int64 survivor, int64 duplicate)
 		elog(ERROR, "loyalty merge statement failed: %s", sql);
 }
 
+/* merge_customers: lots, history and totals move to the survivor with their dates */
 void
 ca_loyalty_merge(int64 survivor, int64 duplicate)
 {

@@ -69,6 +69,7 @@ loyalty_relcache_callback(Datum arg, Oid relid)
 	inval_count++;
 }
 
+/* a channel kind name to its index (NULL: any kind) */
 int
 ca_loyalty_kind_index(const char *kind)
 {
@@ -105,6 +106,7 @@ copy_cstring(MemoryContext cxt, int row, int col)
 	return s ? MemoryContextStrdup(cxt, s) : NULL;
 }
 
+/* a text column as a text in cxt, NULL when null (a LIKE pattern) */
 static text *
 copy_textp(MemoryContext cxt, int row, int col)
 {
@@ -120,6 +122,7 @@ copy_textp(MemoryContext cxt, int row, int col)
 	return t;
 }
 
+/* a numeric column as a plain copy in cxt, NULL when null */
 static Numeric
 copy_numeric(MemoryContext cxt, int row, int col)
 {
@@ -137,6 +140,7 @@ copy_numeric(MemoryContext cxt, int row, int col)
 	return DatumGetNumeric(c);
 }
 
+/* valid_from and valid_to from columns col and col + 1 */
 static void
 copy_validity(int row, int col, bool *has_from, TimestampTz *from, bool *has_to, TimestampTz *to)
 {
@@ -148,6 +152,7 @@ copy_validity(int row, int col, bool *has_from, TimestampTz *from, bool *has_to,
 	*has_to = !n;
 }
 
+/* loyalty_terms: one row per currency */
 static void
 load_terms(MemoryContext cxt, LoyaltyPolicy *p)
 {
@@ -168,6 +173,7 @@ load_terms(MemoryContext cxt, LoyaltyPolicy *p)
 	}
 }
 
+/* the earn rules and the multipliers */
 static void
 load_rules(MemoryContext cxt, LoyaltyPolicy *p)
 {
@@ -204,6 +210,7 @@ load_rules(MemoryContext cxt, LoyaltyPolicy *p)
 	}
 }
 
+/* the tiers, thresholds in minor units */
 static void
 load_tiers(MemoryContext cxt, LoyaltyPolicy *p)
 {
@@ -220,6 +227,7 @@ load_tiers(MemoryContext cxt, LoyaltyPolicy *p)
 	}
 }
 
+/* the reactivation rules */
 static void
 load_reactivation(MemoryContext cxt, LoyaltyPolicy *p)
 {
@@ -255,6 +263,7 @@ load_reactivation(MemoryContext cxt, LoyaltyPolicy *p)
 	}
 }
 
+/* the channels' kinds, currencies and return windows */
 static void
 load_channels(MemoryContext cxt, LoyaltyCache *c)
 {
@@ -321,6 +330,7 @@ load_cache(void)
 	cache_valid = (seen == inval_count) && cache.policy.installed;
 }
 
+/* process pending invalidations, then load when stale */
 static void
 ensure_cache(void)
 {
@@ -334,6 +344,7 @@ ensure_cache(void)
 		load_cache();
 }
 
+/* the programme as configured now (see loyalty_cache.h) */
 const LoyaltyPolicy *
 ca_loyalty_policy(void)
 {

@@ -78,6 +78,7 @@ typedef struct Debit
 	const char *note;
 } Debit;
 
+/* an empty debit with room for max lots */
 static void
 debit_init(Debit *d, const char *kind, int64 customer_id, int max)
 {
@@ -90,6 +91,7 @@ debit_init(Debit *d, const char *kind, int64 customer_id, int max)
 	d->add_reversed = palloc0(sizeof(int64) * Max(max, 1));
 }
 
+/* the debit's slot for a lot, added when new */
 static int
 debit_slot(Debit *d, int64 lot_id)
 {
@@ -222,17 +224,17 @@ order_lots(const char *order_no, int32 line_no, int *n)
 	return lots;
 }
 
-/* the customer's other lots holding points, locked */
+/* the customer's lots holding points other than those given (the ones being reversed), locked */
 static LoyaltyLotState *
-other_lots(int64 customer_id, const char *order_no, int *n)
+other_lots(int64 customer_id, const int64 *except, int nexcept, int *n)
 {
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2] = {Int64GetDatum(customer_id), CStringGetTextDatum(order_no)};
+	Oid			types[2] = {INT8OID, INT8ARRAYOID};
+	Datum		values[2] = {Int64GetDatum(customer_id), int8_array(except, nexcept)};
 	LoyaltyLotState *lots;
 
 	ca_prepare(&plan_other_lots,
 			   "SELECT lot_id, remaining, earned_at, available_at, expires_at FROM customer_account.loyalty_lot"
-			   " WHERE customer_id = $1 AND remaining > 0 AND order_no <> $2 ORDER BY lot_id FOR UPDATE",
+			   " WHERE customer_id = $1 AND remaining > 0 AND lot_id <> ALL ($2) ORDER BY lot_id FOR UPDATE",
 			   2, types);
 	ca_execute(plan_other_lots, values, NULL, false, 0);
 	*n = (int) SPI_processed;
@@ -287,7 +289,7 @@ reverse_points(int64 customer_id, const char *order_no, int32 line_no, int32 k, 
 	if (claim > taken)
 	{
 		int			nother;
-		LoyaltyLotState *other = other_lots(customer_id, order_no, &nother);
+		LoyaltyLotState *other = other_lots(customer_id, d.lot_id, d.n, &nother);
 		int64	   *take = palloc0(sizeof(int64) * Max(nother, 1));
 		int64		more = lr_plan_debit(other, nother, claim - taken, at, true, take);
 		Debit		wider;
@@ -318,6 +320,7 @@ reverse_points(int64 customer_id, const char *order_no, int32 line_no, int32 k, 
 	return taken;
 }
 
+/* the returns booking: k more units of a line came back (see loyalty.h) */
 int64
 ca_loyalty_reverse_return(int64 customer_id, const char *order_no, int32 line_no, int32 qty_returned,
 						  TimestampTz at)
@@ -404,6 +407,7 @@ take_back_credits(int64 customer_id, const char *order_no, const char *currency,
 	}
 }
 
+/* end of post_cancel: the points the order earned and its reactivation credit go back */
 void
 ca_loyalty_order_cancelled(int64 customer_id, const char *order_no, const char *currency,
 						   TimestampTz cancelled_at)
@@ -464,6 +468,11 @@ book_store_credit(int64 customer_id, const char *currency, const LoyaltyChannel 
 	apply_delta(customer_id, currency, &d);
 }
 
+/*
+ * redeem_points(customer_id bigint, points bigint, channel text) -> currency_amount:
+ * available points, soonest expiry first, into store credit in the channel's
+ * currency, rounded down; refusals change nothing.
+ */
 PG_FUNCTION_INFO_V1(redeem_points);
 Datum
 redeem_points(PG_FUNCTION_ARGS)

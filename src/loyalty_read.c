@@ -69,6 +69,7 @@ typedef struct LoyaltyRels
 static LoyaltyRels lrels;
 static bool lrels_callback = false;
 
+/* relcache callback: one of the tables read directly changed */
 static void
 lrels_invalidate(Datum arg, Oid relid)
 {
@@ -77,6 +78,7 @@ lrels_invalidate(Datum arg, Oid relid)
 		lrels.valid = false;
 }
 
+/* a relation of the extension by name; 42P01 when the schema predates it */
 static Oid
 loyalty_rel(Oid nsp, const char *name)
 {
@@ -90,6 +92,7 @@ loyalty_rel(Oid nsp, const char *name)
 	return oid;
 }
 
+/* a column number by name */
 static AttrNumber
 loyalty_att(Oid rel, const char *name)
 {
@@ -100,6 +103,7 @@ loyalty_att(Oid rel, const char *name)
 	return a;
 }
 
+/* resolve the relations, indexes and columns read directly, once per backend */
 static void
 ensure_lrels(void)
 {
@@ -134,6 +138,7 @@ ensure_lrels(void)
 	lrels.valid = true;
 }
 
+/* the owner of the extension's tables (the loyalty lots') */
 Oid
 ca_loyalty_owner(void)
 {
@@ -141,9 +146,9 @@ ca_loyalty_owner(void)
 	return lrels.owner;
 }
 
-/* scan heap through index on its first column = customer_id; calls fn per row */
 typedef void (*RowFn) (TupleTableSlot *slot, void *arg);
 
+/* scan heap through index on its first column = customer_id; calls fn per row */
 static void
 scan_customer(Oid heap_oid, Oid index_oid, int64 customer_id, Snapshot snap, RowFn fn, void *arg)
 {
@@ -172,6 +177,7 @@ typedef struct LotList
 	int			max;
 } LotList;
 
+/* a lot that still holds points, into the list */
 static void
 collect_lot(TupleTableSlot *slot, void *arg)
 {
@@ -208,6 +214,7 @@ typedef struct LastAt
 	TimestampTz at;
 } LastAt;
 
+/* the loyalty account's latest entry that moved points */
 static void
 read_last_at(TupleTableSlot *slot, void *arg)
 {

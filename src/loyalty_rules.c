@@ -30,6 +30,7 @@ numeric_floor_int64(Numeric x)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, f));
 }
 
+/* a x b, exactly */
 static Numeric
 num_mul(Numeric a, Numeric b)
 {
@@ -58,6 +59,7 @@ lr_sku_matches(text *pattern, text *sku)
 												PointerGetDatum(sku), PointerGetDatum(pattern)));
 }
 
+/* from <= at < to, open ends allowed */
 static inline bool
 valid_at(bool has_from, TimestampTz from, bool has_to, TimestampTz to, TimestampTz at)
 {
@@ -125,6 +127,7 @@ lr_earn_rule(const LoyaltyPolicy *p, int kind, text *sku, TimestampTz at)
 	return best;
 }
 
+/* every condition of the multiplier matches the line and the order */
 static bool
 multiplier_applies(const LoyaltyMultiplier *m, const LoyaltyOrderFacts *o, text *sku)
 {
@@ -250,6 +253,7 @@ lr_window_days(const LoyaltyTerms *t, int32 channel_window_days)
 	return channel_window_days;
 }
 
+/* available after the window from delivery, expired expiry_days later */
 void
 lr_lot_dates(TimestampTz delivered_at, int32 window_days, int32 expiry_days,
 			 TimestampTz *available_at, TimestampTz *expires_at)
@@ -262,12 +266,14 @@ lr_lot_dates(TimestampTz delivered_at, int32 window_days, int32 expiry_days,
  * readings and debits
  * ------------------------------------------------------------------------
  */
+/* not yet available at `at` (undelivered, or inside the return window) */
 static inline bool
 lot_pending(const LoyaltyLotState *l, TimestampTz at)
 {
 	return !l->has_available || l->available_at > at;
 }
 
+/* past its expiry at `at` */
 static inline bool
 lot_expired(const LoyaltyLotState *l, TimestampTz at)
 {
@@ -313,6 +319,7 @@ typedef struct DebitOrder
 	int64		lot_id;
 } DebitOrder;
 
+/* pending before available, then soonest expiry, then lot id */
 static int
 debit_cmp(const void *a, const void *b)
 {
