@@ -89,7 +89,102 @@ SELECT merge_customers(:anna, :dup);
 SELECT currency, balance, open_amount, lifetime_revenue, orders_12m, last_purchase_by_kind FROM balance(:anna);
 
 \echo
-\echo '=== Scene 7: one loyalty card online and offline; the store regular comes back to the web shop ==='
+\echo '=== Scene 7: the web order comes back in a Berlin store ==='
+SELECT mark_delivered('WEB-1001', now() - interval '7 days');
+\echo 'Anna brings the shoes of her web order to the Berlin till. The clerk scans the order number:'
+SELECT * FROM decide_return('WEB-1001', 'SHOE-42', 1, 'store-berlin');
+\echo 'Of 104.87 EUR she has paid 50.00 EUR: the open invoice shrinks first, the rest goes back by bank transfer.'
+SELECT * FROM accept_return('WEB-1001', 'SHOE-42', 1, 'store-berlin');
+\echo 'The web shop learns the outcome from the outbox (NOTIFY customer_account_outbox):'
+SELECT event_id, channel, payload ->> 'return_no' AS return_no, payload ->> 'status' AS status,
+       payload ->> 'refund_total' AS refund_total, payload -> 'refunds' AS refunds
+FROM outbox WHERE topic = 'return' ORDER BY event_id;
+SELECT currency, balance, open_amount, lifetime_revenue, returned_value_12m, return_rate FROM balance(:anna);
+
+\echo
+\echo '=== Scene 8: a refused return, and one announced online and completed at a till ==='
+\echo 'The socks were sold as not returnable: the till refuses, books nothing, and the web shop hears of it.'
+SELECT * FROM accept_return('WEB-1001', 'SOCKS', 3, 'store-berlin');
+\echo 'Anna announces the eBay bag for return on her phone and gets a return number ...'
+SELECT mark_delivered('EBAY-3301', now() - interval '1 day');
+SELECT announce_return('EBAY-3301', '[{"sku":"BAG-1","qty":1}]', 'ebay') AS return_no \gset
+SELECT :'return_no' AS return_no;
+\echo '... which the Berlin till completes; eBay refunds its buyer and is told so.'
+SELECT * FROM accept_return(:'return_no', 'BAG-1', 1, 'store-berlin');
+SELECT channel, payload ->> 'return_no' AS return_no, payload ->> 'status' AS status, payload ->> 'reason_code' AS reason_code
+FROM outbox WHERE topic = 'return' ORDER BY event_id;
+\echo 'Policy is data: a DBA makes sale items exchange-only, and the next decision everywhere follows.'
+INSERT INTO return_policy (sku_pattern, exchange_only, note) VALUES ('SALE-%', true, 'reduced goods: exchange only');
+SELECT place_order('POS-77-0002', :anna, 'store-berlin', '[{"sku":"SALE-SCARF","qty":1,"unit_price":"12.00 EUR"}]', 'cash') AS sale;
+SELECT * FROM decide_return('POS-77-0002', 'SALE-SCARF', 1, 'store-berlin');
+
+\echo
+\echo '=== Scene 9: a web shop keeps its own tables; capture triggers feed the account ==='
+CREATE SCHEMA shop;
+CREATE TABLE shop.orders (id serial PRIMARY KEY, customer_email text NOT NULL, billing_name text,
+    grand_total numeric(10,2) NOT NULL, payment_code text NOT NULL, status text NOT NULL DEFAULT 'pending',
+    created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE shop.order_items (item_id serial PRIMARY KEY, order_id integer NOT NULL REFERENCES shop.orders,
+    sku text NOT NULL, qty integer NOT NULL, price numeric(10,2) NOT NULL);
+CREATE INDEX ON shop.order_items (order_id);
+\echo 'The DBA attaches two triggers whose arguments map the shop''s columns, and checks them:'
+CREATE TRIGGER account AFTER INSERT OR UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION capture_order(
+    'order_no=id', 'prefix=SHOP-', 'customer=email:customer_email', 'create_customer=name:billing_name',
+    'channel=const:web-de', 'total=grand_total', 'adjust_sku=SHIPPING',
+    'method=payment_code', 'method_map=cc:credit_card,inv:invoice,pp:paypal',
+    'status=status', 'status_map=pending:place,processing:place,completed:deliver,cancelled:cancel',
+    'placed_at=created_at', 'lines=shop.order_items');
+CREATE TRIGGER account AFTER INSERT OR UPDATE OR DELETE ON shop.order_items FOR EACH ROW EXECUTE FUNCTION capture_order_line(
+    'order_no=order_id', 'line_key=item_id', 'sku=sku', 'qty=qty', 'unit_price=price');
+SELECT * FROM check_capture('shop.orders');
+\echo 'The shop application gets the shop profile for web-de; it needs no rights on the account itself:'
+CREATE ROLE webshop_app;
+GRANT USAGE ON SCHEMA shop TO webshop_app;
+GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA shop TO webshop_app;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA shop TO webshop_app;
+SELECT grant_profile('webshop_app', 'shop', 'web-de');
+SET application_name = 'webshop';
+SET ROLE webshop_app;
+\echo 'It writes its tables as always: Anna (known by her email, however typed) and a new customer, Ben:'
+BEGIN;
+INSERT INTO shop.orders (customer_email, billing_name, grand_total, payment_code, created_at)
+VALUES ('ANNA.Schmidt@example.de', 'Anna Schmidt', 64.85, 'pp', now() - interval '2 days');
+INSERT INTO shop.order_items (order_id, sku, qty, price) VALUES (1, 'SCARF', 1, 29.90), (1, 'GLOVES', 1, 29.95);
+INSERT INTO shop.orders (customer_email, billing_name, grand_total, payment_code, created_at)
+VALUES ('ben@example.com', 'Ben Becker', 45.00, 'cc', now() - interval '2 days');
+INSERT INTO shop.order_items (order_id, sku, qty, price) VALUES (2, 'BOOTS', 1, 45.00);
+COMMIT;
+\echo 'The shop ships Anna''s order, writes the row again (nothing books twice), and Ben cancels:'
+UPDATE shop.orders SET status = 'processing' WHERE id = 1;
+UPDATE shop.orders SET status = 'completed' WHERE id = 1;
+UPDATE shop.orders SET status = 'completed' WHERE id = 1;
+UPDATE shop.orders SET status = 'cancelled' WHERE id = 2;
+\echo 'A status the mapping does not know fails the shop''s statement, naming trigger, argument and column (expected error):'
+\set ON_ERROR_STOP off
+UPDATE shop.orders SET status = 'on-hold' WHERE id = 1;
+\set ON_ERROR_STOP on
+RESET ROLE;
+RESET application_name;
+\echo 'Booked at commit, each order with its lines and the shipping; delivered and cancelled once:'
+SELECT o.order_no, c.full_name, o.payment_method, o.total, o.delivered_at IS NOT NULL AS delivered,
+       o.cancelled_at IS NOT NULL AS cancelled,
+       string_agg(l.qty || ' x ' || l.sku || ' @ ' || l.unit_price::text, ', ' ORDER BY l.line_no) AS lines
+FROM orders o JOIN customer c USING (customer_id) JOIN order_line l USING (order_no)
+WHERE o.order_no LIKE 'SHOP-%' GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1;
+\echo 'Who cancelled Ben''s order, and refunded it? One query:'
+SELECT entry_type, amount, channel, booked_by, application_name FROM ledger
+WHERE order_no = 'SHOP-2' AND entry_type IN ('cancel', 'refund') ORDER BY entry_id;
+\echo 'The shop''s role cannot write for the Berlin store (expected error):'
+SET ROLE webshop_app;
+\set ON_ERROR_STOP off
+SELECT record_payment('CASH-1', :anna, '10.00 EUR', 'cash', 'store-berlin');
+\set ON_ERROR_STOP on
+RESET ROLE;
+\echo 'Anna''s account: the web shop''s order beside the store and eBay ones:'
+SELECT currency, balance, lifetime_revenue, last_purchase_by_kind FROM balance(:anna);
+
+\echo
+\echo '=== Scene 10: one loyalty card online and offline; the store regular comes back to the web shop ==='
 SELECT set_loyalty_terms('EUR', '0.01 EUR');                 -- a point is worth a cent and lives two years
 SELECT add_earn_rule('standard', 1);                         -- 1 point per euro on every channel
 SELECT add_earn_rule('stores', 2, 'store');                  -- 2 at the till

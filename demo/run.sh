@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 . test/lib/common.sh
 ensure_packages
 build_and_install
-pg_virtualenv -v "$PG_MAJOR" psql -X -v ON_ERROR_STOP=1 --echo-queries -P pager=off -f demo/omnichannel.sql
+run_in_cluster psql -X -v ON_ERROR_STOP=1 --echo-queries -P pager=off -f demo/omnichannel.sql

@@ -11,23 +11,344 @@ SELECT pg_catalog.set_config('search_path', '@extschema@, pg_catalog, pg_temp', 
 -- section: races and merge (merge_customers, dunning_run, forget_customer)
 ------------------------------------------------------------------------------
 
+-- forget_customer: also the duplicates merged into this customer at any
+-- depth (A <- B <- C: C was merged into B before B was merged into A)
+CREATE OR REPLACE FUNCTION @extschema@.forget_customer(customer_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+BEGIN
+    PERFORM require_customer(customer_id);
+    -- the person and every duplicate merged into them, directly or not
+    WITH RECURSIVE chain(id) AS (
+        SELECT forget_customer.customer_id
+        UNION
+        SELECT c.customer_id FROM customer c JOIN chain ON c.merged_into = chain.id
+    ), identities AS (
+        DELETE FROM customer_identity i USING chain WHERE i.customer_id = chain.id
+    )
+    UPDATE customer c SET full_name = NULL, email = NULL, phone = NULL, forgotten_at = now()
+    FROM chain WHERE c.customer_id = chain.id;
+END $$;
+
+-- the duplicates of a customer, for forget_customer's walk down the chain
+CREATE INDEX customer_merged_into ON @extschema@.customer (merged_into) WHERE merged_into IS NOT NULL;
+
 
 
 ------------------------------------------------------------------------------
 -- section: configuration cache (bounds that fit the money type, names)
 ------------------------------------------------------------------------------
 
+-- Every amount of a configuration table (major units of the order's
+-- currency) is held by the per-backend cache as a 64-bit count of 1/10000
+-- of a major unit and converted to minor units of any currency: bound them
+-- to 1e12 major units, so that each conversion fits (1e12 * 1e4 = 1e16).
+-- NaN and infinity fail the bound too.  A database holding a larger amount
+-- cannot be upgraded until it is corrected: say which rows first.
+DO $config_bounds$
+DECLARE
+    bad text;
+BEGIN
+    SELECT string_agg(format('%s %s %s = %s', t, k, c, v), '; ' ORDER BY t, k, c) INTO bad
+    FROM (
+        SELECT 'credit_policy' AS t, 'policy_id ' || policy_id AS k, x.c, x.v
+        FROM @extschema@.credit_policy,
+             LATERAL (VALUES ('credit_limit', credit_limit), ('first_order_limit', first_order_limit),
+                             ('overdue_tolerance', overdue_tolerance)) x(c, v)
+        UNION ALL
+        SELECT 'payment_method', 'code ' || code, x.c, x.v
+        FROM @extschema@.payment_method,
+             LATERAL (VALUES ('min_amount', min_amount), ('max_amount', max_amount)) x(c, v)
+        UNION ALL
+        SELECT 'dunning_level', 'level ' || level, 'fee', fee FROM @extschema@.dunning_level
+    ) a
+    WHERE NOT (v <= 1000000000000);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'configuration amounts out of range: %', bad
+            USING ERRCODE = '23514',
+                  HINT = 'Amounts must lie between 0 and 1000000000000 major units; correct these rows, then run ALTER EXTENSION customer_account UPDATE again.';
+    END IF;
+END
+$config_bounds$;
+
+ALTER TABLE @extschema@.credit_policy
+    ADD CONSTRAINT credit_policy_credit_limit_range CHECK (credit_limit <= 1000000000000),
+    ADD CONSTRAINT credit_policy_first_order_limit_range CHECK (first_order_limit <= 1000000000000),
+    ADD CONSTRAINT credit_policy_overdue_tolerance_range CHECK (overdue_tolerance <= 1000000000000);
+ALTER TABLE @extschema@.payment_method
+    ADD CONSTRAINT payment_method_min_amount_range CHECK (min_amount <= 1000000000000),
+    ADD CONSTRAINT payment_method_max_amount_range CHECK (max_amount <= 1000000000000);
+ALTER TABLE @extschema@.dunning_level
+    ADD CONSTRAINT dunning_level_fee_range CHECK (fee <= 1000000000000);
+
 
 
 ------------------------------------------------------------------------------
 -- section: backup and restore (sequences dumped, restore without re-posting)
 ------------------------------------------------------------------------------
+-- pg_dump keeps the position of every identity sequence, so that a restored
+-- database hands out keys after the restored ones (customers, ledger entries,
+-- open items, outbox events, credit policies)
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.customer', 'customer_id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.ledger', 'entry_id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.open_item', 'item_id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.outbox', 'event_id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.credit_policy', 'policy_id')::pg_catalog.regclass, '');
+
+-- An order is booked by exactly one 'order' entry and a payment by exactly
+-- one 'payment' entry.  The posting triggers look these up to recognise a
+-- row whose postings already exist (pg_restore loads the ledger before the
+-- orders and payments) and do not book it again; a double booking that
+-- slipped past them fails here instead of silently doubling an account.
+CREATE UNIQUE INDEX ledger_order_posted ON @extschema@.ledger (order_no) WHERE entry_type = 'order';
+CREATE UNIQUE INDEX ledger_payment_posted ON @extschema@.ledger (payment_ref) WHERE entry_type = 'payment';
+
+-- customer.merged_into references customer itself, and a dump holds the rows
+-- in storage order, where a merged duplicate can precede its survivor.  COPY
+-- checks the key at the end of the statement; a dump of INSERTs restored in
+-- one transaction (pg_dump --inserts, pg_restore --single-transaction) needs
+-- the check at commit.
+ALTER TABLE @extschema@.customer ALTER CONSTRAINT customer_merged_into_fkey DEFERRABLE INITIALLY DEFERRED;
 
 
 
 ------------------------------------------------------------------------------
 -- section: input that must be refused (times, payments, retries, money)
 ------------------------------------------------------------------------------
+
+-- Event times (placed_at, received_at, delivered_at, cancelled_at) are
+-- checked where every write passes, in the posting triggers (src/input.c):
+-- finite, not before 1970-01-01 00:00 UTC, at most one day after the current
+-- time (22008); a delivery or cancellation not before the placement (22023).
+-- Payments: the channel's currency (22023), never store credit (22023), a
+-- method the channel kind offers (RA001, not_offered_on_channel).
+
+-- a payment term a due date can hold: at most ten years
+ALTER TABLE @extschema@.channel ADD CONSTRAINT channel_payment_term_days_range
+    CHECK (payment_term_days BETWEEN 0 AND 3650);
+-- a customer's start date is a point in time (account age is computed from it)
+ALTER TABLE @extschema@.customer ADD CONSTRAINT customer_since_finite
+    CHECK (pg_catalog.isfinite(customer_since));
+-- dunning_run() reads at most 16 levels: a 17th would be ignored silently
+ALTER TABLE @extschema@.dunning_level ADD CONSTRAINT dunning_level_at_most_16
+    CHECK (level <= 16);
+
+-- everything an order or a payment names must exist: RA002 from a BEFORE
+-- trigger, before the foreign keys' checks (AFTER triggers that fire ahead
+-- of the posting trigger) would answer 23503
+CREATE FUNCTION @extschema@.event_input_check() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'event_input_check' LANGUAGE C;
+REVOKE ALL ON FUNCTION @extschema@.event_input_check() FROM PUBLIC;
+CREATE TRIGGER event_input_check BEFORE INSERT ON @extschema@.orders
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.event_input_check();
+CREATE TRIGGER event_input_check BEFORE INSERT ON @extschema@.payment
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.event_input_check();
+
+-- min() and max() without SORTOP: the planner must not answer them from a
+-- B-tree index, whose order (currency code, then amount) would return a
+-- value where mixed currencies are an error (22023)
+DROP AGGREGATE @extschema@.min(@extschema@.currency_amount);
+DROP AGGREGATE @extschema@.max(@extschema@.currency_amount);
+CREATE AGGREGATE @extschema@.min(@extschema@.currency_amount) (
+    SFUNC = @extschema@.currency_amount_smaller,
+    STYPE = @extschema@.currency_amount,
+    COMBINEFUNC = @extschema@.currency_amount_smaller,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.max(@extschema@.currency_amount) (
+    SFUNC = @extschema@.currency_amount_larger,
+    STYPE = @extschema@.currency_amount,
+    COMBINEFUNC = @extschema@.currency_amount_larger,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.min(@extschema@.currency_amount) IS
+    'the smallest amount; amounts in two currencies are an error (22023), whatever the plan';
+COMMENT ON AGGREGATE @extschema@.max(@extschema@.currency_amount) IS
+    'the largest amount; amounts in two currencies are an error (22023), whatever the plan';
+
+-- retries: the same order number with other content is an error for every
+-- field that matters, the placement time and each line's returnable flag and
+-- category included; a retry that leaves placed_at to its default (now())
+-- matches the booked time
+CREATE OR REPLACE FUNCTION @extschema@.place_order(order_no text, customer_id bigint, channel text, lines jsonb,
+        payment_method text, placed_at timestamptz DEFAULT now())
+RETURNS @extschema@.currency_amount LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    known_customer boolean;
+    merged bigint;
+    ch_currency text;
+    known_method boolean;
+    total currency_amount;
+    existing orders;
+    same boolean;
+BEGIN
+    IF order_no IS NULL OR btrim(order_no) = '' THEN
+        RAISE EXCEPTION 'an order needs an order number' USING ERRCODE = '22023';
+    END IF;
+    -- one query for everything the order names
+    SELECT c.customer_id IS NOT NULL, c.merged_into,
+           (SELECT x.currency FROM channel x WHERE x.code = place_order.channel),
+           EXISTS (SELECT 1 FROM payment_method m WHERE m.code = place_order.payment_method)
+    INTO known_customer, merged, ch_currency, known_method
+    FROM (SELECT 1) one LEFT JOIN customer c ON c.customer_id = place_order.customer_id;
+    IF NOT known_customer THEN
+        RAISE EXCEPTION 'unknown customer %', coalesce(customer_id::text, 'NULL') USING ERRCODE = 'RA002';
+    ELSIF merged IS NOT NULL THEN
+        RAISE EXCEPTION 'customer % was merged into customer %', customer_id, merged USING ERRCODE = 'RA002',
+            HINT = format('Use the surviving customer %s.', merged);
+    ELSIF ch_currency IS NULL THEN
+        RAISE EXCEPTION 'unknown channel "%"', channel USING ERRCODE = 'RA002';
+    ELSIF NOT known_method THEN
+        RAISE EXCEPTION 'unknown payment method "%"', payment_method USING ERRCODE = 'RA002';
+    END IF;
+    IF lines IS NULL OR jsonb_typeof(lines) <> 'array' OR jsonb_array_length(lines) = 0 THEN
+        RAISE EXCEPTION 'order lines must be a non-empty JSON array' USING ERRCODE = '22023',
+            HINT = 'Write lines like [{"sku":"A1","qty":2,"unit_price":"19.99 EUR","returnable":true}].';
+    END IF;
+    -- every line is validated (the WHERE runs before the sum sees the row)
+    SELECT sum((j ->> 'unit_price')::currency_amount * (j ->> 'qty')::integer) INTO total
+    FROM jsonb_array_elements(lines) WITH ORDINALITY AS l(j, n)
+    WHERE CASE
+        WHEN jsonb_typeof(j) <> 'object' THEN line_error(n, 'is not an object')
+        WHEN jsonb_typeof(j -> 'sku') IS DISTINCT FROM 'string' OR j ->> 'sku' = '' THEN line_error(n, 'needs a "sku" string')
+        WHEN jsonb_typeof(j -> 'qty') IS DISTINCT FROM 'number' OR (j ->> 'qty') !~ '^-?[0-9]+$' THEN line_error(n, 'needs an integer "qty"')
+        WHEN (j ->> 'qty')::numeric <= 0 THEN line_error(n, 'has a quantity that is not positive')
+        WHEN (j ->> 'qty')::numeric > 2147483647 THEN line_error(n, 'has a quantity out of range')
+        WHEN jsonb_typeof(j -> 'unit_price') IS DISTINCT FROM 'string' THEN line_error(n, 'needs a "unit_price" such as "19.99 EUR"')
+        WHEN j ? 'returnable' AND jsonb_typeof(j -> 'returnable') <> 'boolean' THEN line_error(n, 'has a "returnable" that is not true or false')
+        ELSE true END;
+    IF currency_of(total) <> ch_currency THEN
+        RAISE EXCEPTION 'order "%" is in % but channel "%" sells in %', order_no, currency_of(total), channel, ch_currency
+            USING ERRCODE = '22023';
+    END IF;
+
+    INSERT INTO orders AS o (order_no, customer_id, channel, payment_method, total, placed_at)
+    VALUES (order_no, customer_id, channel, payment_method, total, coalesce(placed_at, now()))
+    ON CONFLICT ON CONSTRAINT orders_pkey DO NOTHING;
+    IF NOT FOUND THEN
+        -- a retry posts once; the same number with other content is an error
+        SELECT * INTO existing FROM orders o WHERE o.order_no = place_order.order_no;
+        SELECT existing.customer_id = customer_id AND existing.channel = channel
+               AND existing.payment_method = payment_method AND existing.total = total
+               AND (placed_at IS NULL OR placed_at = now() OR placed_at = existing.placed_at)
+               AND ARRAY(SELECT (l.sku, l.qty, l.unit_price, l.returnable, l.category)::text FROM order_line l
+                         WHERE l.order_no = existing.order_no ORDER BY l.line_no)
+                 = ARRAY(SELECT (j ->> 'sku', (j ->> 'qty')::integer, (j ->> 'unit_price')::currency_amount,
+                                 coalesce((j ->> 'returnable')::boolean, true), j ->> 'category')::text
+                         FROM jsonb_array_elements(lines) WITH ORDINALITY AS x(j, n) ORDER BY n)
+        INTO same;
+        IF NOT same THEN
+            RAISE EXCEPTION 'order "%" already exists with different content', order_no USING ERRCODE = '23505',
+                DETAIL = format('Booked: customer %s, channel %s, method %s, total %s, placed at %s, %s line(s).',
+                                existing.customer_id, existing.channel, existing.payment_method, existing.total,
+                                existing.placed_at,
+                                (SELECT count(*) FROM order_line l WHERE l.order_no = existing.order_no)),
+                HINT = 'An order number books once; use a new number for a new order.';
+        END IF;
+        RETURN existing.total;
+    END IF;
+    INSERT INTO order_line (order_no, line_no, customer_id, sku, qty, unit_price, returnable, category)
+    SELECT order_no, n, customer_id, j ->> 'sku', (j ->> 'qty')::integer, (j ->> 'unit_price')::currency_amount,
+           coalesce((j ->> 'returnable')::boolean, true), j ->> 'category'
+    FROM jsonb_array_elements(lines) WITH ORDINALITY AS x(j, n);
+    RETURN total;
+END $$;
+
+-- a delivery is recorded once: a retry changes nothing, another explicit
+-- time is an error (23505); the time itself is checked by the trigger
+CREATE OR REPLACE FUNCTION @extschema@.mark_delivered(order_no text, delivered_at timestamptz DEFAULT now())
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    o orders;
+BEGIN
+    SELECT * INTO o FROM orders x WHERE x.order_no = mark_delivered.order_no FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown order "%"', order_no USING ERRCODE = 'RA002';
+    END IF;
+    IF o.delivered_at IS NOT NULL THEN
+        IF delivered_at IS NOT NULL AND delivered_at <> now() AND delivered_at <> o.delivered_at THEN
+            RAISE EXCEPTION 'order "%" was delivered at %, not at %', order_no, o.delivered_at, delivered_at
+                USING ERRCODE = '23505', HINT = 'A delivery is recorded once.';
+        END IF;
+        RETURN;   -- delivered once; a retry changes nothing
+    END IF;
+    UPDATE orders x SET delivered_at = coalesce(mark_delivered.delivered_at, now()) WHERE x.order_no = mark_delivered.order_no;
+END $$;
+
+-- a cancellation is recorded once, never before the placement (22023 from
+-- the trigger; no longer moved silently to the placement time)
+CREATE OR REPLACE FUNCTION @extschema@.cancel_order(order_no text, cancelled_at timestamptz DEFAULT now())
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    o orders;
+BEGIN
+    SELECT * INTO o FROM orders x WHERE x.order_no = cancel_order.order_no FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown order "%"', order_no USING ERRCODE = 'RA002';
+    END IF;
+    IF o.cancelled_at IS NOT NULL THEN
+        IF cancelled_at IS NOT NULL AND cancelled_at <> now() AND cancelled_at <> o.cancelled_at THEN
+            RAISE EXCEPTION 'order "%" was cancelled at %, not at %', order_no, o.cancelled_at, cancelled_at
+                USING ERRCODE = '23505', HINT = 'A cancellation is final and recorded once.';
+        END IF;
+        RETURN;   -- cancelled once; a retry changes nothing
+    END IF;
+    UPDATE orders x SET cancelled_at = coalesce(cancel_order.cancelled_at, now())
+    WHERE x.order_no = cancel_order.order_no;
+END $$;
+
+-- the same payment reference with other content (received_at included) is
+-- an error; a retry that leaves received_at to its default matches
+CREATE OR REPLACE FUNCTION @extschema@.record_payment(payment_ref text, customer_id bigint, amount @extschema@.currency_amount,
+        method text, channel text, order_no text DEFAULT NULL, received_at timestamptz DEFAULT now())
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    known_customer boolean;
+    merged bigint;
+    known_channel boolean;
+    known_method boolean;
+    known_order boolean;
+    existing payment;
+BEGIN
+    IF payment_ref IS NULL OR btrim(payment_ref) = '' THEN
+        RAISE EXCEPTION 'a payment needs a reference' USING ERRCODE = '22023';
+    END IF;
+    IF amount IS NULL THEN
+        RAISE EXCEPTION 'a payment needs an amount' USING ERRCODE = '22023';
+    END IF;
+    SELECT c.customer_id IS NOT NULL, c.merged_into,
+           EXISTS (SELECT 1 FROM channel x WHERE x.code = record_payment.channel),
+           EXISTS (SELECT 1 FROM payment_method m WHERE m.code = record_payment.method),
+           record_payment.order_no IS NULL OR EXISTS (SELECT 1 FROM orders o WHERE o.order_no = record_payment.order_no)
+    INTO known_customer, merged, known_channel, known_method, known_order
+    FROM (SELECT 1) one LEFT JOIN customer c ON c.customer_id = record_payment.customer_id;
+    IF NOT known_customer THEN
+        RAISE EXCEPTION 'unknown customer %', coalesce(customer_id::text, 'NULL') USING ERRCODE = 'RA002';
+    ELSIF merged IS NOT NULL THEN
+        RAISE EXCEPTION 'customer % was merged into customer %', customer_id, merged USING ERRCODE = 'RA002',
+            HINT = format('Use the surviving customer %s.', merged);
+    ELSIF NOT known_method THEN
+        RAISE EXCEPTION 'unknown payment method "%"', method USING ERRCODE = 'RA002';
+    ELSIF NOT known_channel THEN
+        RAISE EXCEPTION 'unknown channel "%"', channel USING ERRCODE = 'RA002';
+    ELSIF NOT known_order THEN
+        RAISE EXCEPTION 'unknown order "%"', order_no USING ERRCODE = 'RA002';
+    END IF;
+    INSERT INTO payment AS p (payment_ref, customer_id, amount, method, channel, order_no, received_at)
+    VALUES (payment_ref, customer_id, amount, method, channel, order_no, coalesce(received_at, now()))
+    ON CONFLICT ON CONSTRAINT payment_pkey DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT * INTO existing FROM payment p WHERE p.payment_ref = record_payment.payment_ref;
+        IF (existing.customer_id, existing.amount, existing.method, existing.channel, existing.order_no)
+           IS DISTINCT FROM (customer_id, amount, method, channel, order_no)
+           OR (received_at IS NOT NULL AND received_at <> now() AND received_at <> existing.received_at) THEN
+            RAISE EXCEPTION 'payment "%" already exists with different content', payment_ref USING ERRCODE = '23505',
+                DETAIL = format('Booked: customer %s, %s by %s on channel %s, order %s, received at %s.',
+                                existing.customer_id, existing.amount, existing.method, existing.channel,
+                                coalesce(existing.order_no, 'none'), existing.received_at),
+                HINT = 'A payment reference books once.';
+        END IF;
+    END IF;
+END $$;
 
 
 
@@ -190,6 +511,12 @@ REVOKE ALL ON FUNCTION @extschema@.verify_balances() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.verify_balances() IS
     'every figure the account state and the monthly counters cache, rebuilt from the books; always empty';
 
+-- a merge hands the duplicate's notices of its current dunning cycle to the
+-- survivor, marked with where they came from (a replayed run leaves them out)
+ALTER TABLE @extschema@.dunning_notice ADD COLUMN merged_from bigint;
+COMMENT ON COLUMN @extschema@.dunning_notice.merged_from IS
+    'set on a notice the survivor of merge_customers() took over from this merged-away customer';
+
 -- the money type is for everyone: the schema may be used by PUBLIC, which
 -- then reaches exactly what has EXECUTE for PUBLIC (the type, its functions,
 -- operators and aggregates); tables, sequences and account functions stay closed
@@ -199,6 +526,157 @@ GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 
 ------------------------------------------------------------------------------
 -- section: returns
+------------------------------------------------------------------------------
+
+-- Returns at any till for any channel's order (src/return_rules.c decides,
+-- src/returns.c gathers the facts and books through the posting core).
+-- Every table carries customer_id first, so a return lives with its customer.
+
+-- a return: announced online (self-service) or started at a till, decided
+-- line by line by accept_return()
+CREATE TABLE @extschema@.return_request (
+    customer_id  bigint NOT NULL,
+    return_no    text PRIMARY KEY CHECK (return_no <> '' AND return_no = pg_catalog.btrim(return_no)),
+    order_no     text NOT NULL,                             -- the order (orders are never deleted)
+    channel      text REFERENCES @extschema@.channel,       -- where the goods came back (NULL: only announced)
+    announced_on text REFERENCES @extschema@.channel,       -- where it was announced (NULL: started at a till)
+    status       text NOT NULL CHECK (status IN ('announced', 'accepted', 'rejected')),
+    announced_at timestamptz,
+    decided_at   timestamptz,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK ((status = 'announced') = (decided_at IS NULL))
+);
+CREATE INDEX return_request_order ON @extschema@.return_request (order_no);
+CREATE INDEX return_request_customer ON @extschema@.return_request (customer_id);
+COMMENT ON TABLE @extschema@.return_request IS
+    'returns: announced (announce_return) or decided at a till (accept_return); status of the latest decision';
+
+-- the lines of a return: announced quantities, then every decision
+-- (accepted or rejected) with its quantity and reason
+CREATE TABLE @extschema@.return_line (
+    customer_id bigint NOT NULL,
+    return_no   text NOT NULL REFERENCES @extschema@.return_request,
+    line_no     integer NOT NULL CHECK (line_no > 0),
+    order_no    text NOT NULL,
+    sku         text NOT NULL CHECK (sku <> ''),
+    qty         integer NOT NULL CHECK (qty > 0),
+    status      text NOT NULL CHECK (status IN ('announced', 'accepted', 'rejected')),
+    reason_code text,
+    channel     text,                                      -- where it was announced or decided
+    recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (return_no, line_no),
+    CHECK ((status = 'announced') = (reason_code IS NULL))
+);
+CREATE INDEX return_line_order ON @extschema@.return_line (order_no, sku);
+CREATE INDEX return_line_customer ON @extschema@.return_line (customer_id);
+
+-- what an accepted return line paid back, one row per route and tender:
+-- tender 'order' is the order's own immediate payment, 'payment' a payment
+-- applied to the order (payment_ref), 'invoice' the unpaid rest of the order
+CREATE TABLE @extschema@.return_refund (
+    customer_id bigint NOT NULL,
+    return_no   text NOT NULL,
+    line_no     integer NOT NULL,
+    route_no    integer NOT NULL CHECK (route_no > 0),
+    order_no    text NOT NULL,
+    action      @extschema@.return_action NOT NULL CHECK (action <> 'reject'),
+    refund      @extschema@.currency_amount NOT NULL,
+    reason_code text NOT NULL,
+    tender      text NOT NULL CHECK (tender IN ('order', 'payment', 'invoice')),
+    payment_ref text,
+    method      text,
+    PRIMARY KEY (return_no, line_no, route_no),
+    FOREIGN KEY (return_no, line_no) REFERENCES @extschema@.return_line,
+    CHECK ((tender = 'payment') = (payment_ref IS NOT NULL))
+);
+CREATE INDEX return_refund_order ON @extschema@.return_refund (order_no);
+CREATE INDEX return_refund_customer ON @extschema@.return_refund (customer_id);
+
+-- generated return numbers: RT100001, RT100002, ...
+CREATE SEQUENCE @extschema@.return_no_seq START 100001;
+
+-- the return policy a DBA edits: per selling channel or channel kind, per
+-- product category or SKU pattern (LIKE).  The most specific matching rule
+-- wins (SKU pattern, then category, then channel, then channel kind); no
+-- rule means the selling channel's return_window_days and returnable items.
+CREATE TABLE @extschema@.return_policy (
+    rule_id            integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    channel            text REFERENCES @extschema@.channel,
+    channel_kind       @extschema@.channel_kind,
+    category           text CHECK (category <> ''),
+    sku_pattern        text CHECK (sku_pattern <> ''),
+    return_window_days integer CHECK (return_window_days >= 0),   -- NULL: the selling channel's
+    returnable         boolean NOT NULL DEFAULT true,             -- false: a non-returnable category
+    exchange_only      boolean NOT NULL DEFAULT false,            -- money back only as an exchange
+    note               text,
+    CHECK (channel IS NOT NULL OR channel_kind IS NOT NULL OR category IS NOT NULL OR sku_pattern IS NOT NULL)
+);
+COMMENT ON TABLE @extschema@.return_policy IS
+    'return windows per channel, channel kind, category or SKU pattern; non-returnable and exchange-only items';
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.return_policy
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.config_changed();
+
+-- a merge moves the duplicate's returns to the survivor (merge_customers()
+-- re-points the orders; this keeps the returns with them)
+CREATE FUNCTION @extschema@.return_follow_merge() RETURNS trigger
+LANGUAGE plpgsql SET search_path = @extschema@, pg_temp AS $$
+BEGIN
+    UPDATE @extschema@.return_request r SET customer_id = NEW.merged_into
+    WHERE r.customer_id OPERATOR(pg_catalog.=) NEW.customer_id;
+    UPDATE @extschema@.return_line l SET customer_id = NEW.merged_into
+    WHERE l.customer_id OPERATOR(pg_catalog.=) NEW.customer_id;
+    UPDATE @extschema@.return_refund f SET customer_id = NEW.merged_into
+    WHERE f.customer_id OPERATOR(pg_catalog.=) NEW.customer_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER return_follow_merge AFTER UPDATE OF merged_into ON @extschema@.customer
+    FOR EACH ROW WHEN (NEW.merged_into IS NOT NULL AND OLD.merged_into IS DISTINCT FROM NEW.merged_into)
+    EXECUTE FUNCTION @extschema@.return_follow_merge();
+
+-- decide_return: read-only, direct index reads (EXECUTE is the authorisation)
+CREATE FUNCTION @extschema@.decide_return(order_or_return_no text, sku text, quantity integer, channel text,
+        at timestamptz DEFAULT pg_catalog.now(),
+        OUT action @extschema@.return_action, OUT refund @extschema@.currency_amount,
+        OUT reason_code text, OUT reason text, OUT method text)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'decide_return' LANGUAGE C STABLE STRICT ROWS 2;
+COMMENT ON FUNCTION @extschema@.decide_return(text, text, integer, text, timestamptz) IS
+    'what a till may do with a returned item: one row per refund route (or one reject), reason code and sentence';
+
+CREATE FUNCTION @extschema@.accept_return(order_or_return_no text, sku text, quantity integer, channel text,
+        return_no text DEFAULT NULL,
+        OUT return_no text, OUT action @extschema@.return_action, OUT refund @extschema@.currency_amount,
+        OUT reason_code text, OUT reason text, OUT method text)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'accept_return' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = @extschema@, pg_temp ROWS 2;
+COMMENT ON FUNCTION @extschema@.accept_return(text, text, integer, text, text) IS
+    'decides under the customer''s lock and books the return; a retry with the same return number books once';
+
+CREATE FUNCTION @extschema@.announce_return(order_no text, lines jsonb, channel text) RETURNS text
+    AS 'MODULE_PATHNAME', 'announce_return' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = @extschema@, pg_temp;
+COMMENT ON FUNCTION @extschema@.announce_return(text, jsonb, text) IS
+    'self-service return started online; the return number completes it at any till';
+
+REVOKE ALL ON FUNCTION @extschema@.decide_return(text, text, integer, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.accept_return(text, text, integer, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.announce_return(text, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.return_follow_merge() FROM PUBLIC;
+REVOKE ALL ON TABLE @extschema@.return_request, @extschema@.return_line, @extschema@.return_refund,
+    @extschema@.return_policy FROM PUBLIC;
+REVOKE ALL ON SEQUENCE @extschema@.return_no_seq FROM PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.return_request', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.return_line', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.return_refund', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.return_policy', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.return_no_seq', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.return_policy', 'rule_id')::pg_catalog.regclass, '');
+
+
+------------------------------------------------------------------------------
+-- section: core speed (reads that touch one row, reports from summaries)
 ------------------------------------------------------------------------------
 
 
@@ -798,6 +1276,397 @@ REVOKE ALL ON @extschema@.loyalty_terms, @extschema@.loyalty_earn_rule, @extsche
 ------------------------------------------------------------------------------
 -- section: capture triggers, role profiles, audit
 ------------------------------------------------------------------------------
+
+-- Audit: who booked each ledger entry.  The posting core inserts into the
+-- ledger as the extension's owner (SECURITY DEFINER), so a default of
+-- current_user would name the owner; audit_role() returns the role in effect
+-- (the session's role, or the one SET ROLE chose).  Rows booked before 1.1.0
+-- keep NULL (unknown): the columns get their defaults after they exist.
+CREATE FUNCTION @extschema@.audit_role() RETURNS text
+    AS 'MODULE_PATHNAME', 'audit_role' LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.audit_role() IS
+    'the role in effect (SET ROLE counts), also inside SECURITY DEFINER functions';
+ALTER TABLE @extschema@.ledger
+    ADD COLUMN booked_by text,
+    ADD COLUMN session_role text,
+    ADD COLUMN application_name text;
+ALTER TABLE @extschema@.ledger
+    ALTER COLUMN booked_by SET DEFAULT @extschema@.audit_role(),
+    ALTER COLUMN session_role SET DEFAULT (SESSION_USER)::text,
+    ALTER COLUMN application_name SET DEFAULT NULLIF(pg_catalog.current_setting('application_name'), '');
+COMMENT ON COLUMN @extschema@.ledger.booked_by IS 'the role in effect when the entry was booked (SET ROLE counts)';
+COMMENT ON COLUMN @extschema@.ledger.session_role IS 'the session user (the login) when the entry was booked';
+COMMENT ON COLUMN @extschema@.ledger.application_name IS 'application_name of the session that booked the entry';
+
+-- Role profiles.  The extension creates no roles: grant_profile() gives an
+-- existing role the rights of a profile, recorded here.  A pos or shop
+-- profile with a channel restricts the role's writes to that channel.
+CREATE TABLE @extschema@.profile_grant (
+    role_name  name NOT NULL,
+    profile    text NOT NULL CHECK (profile IN ('pos', 'shop', 'callcenter', 'report', 'admin')),
+    channel    text REFERENCES @extschema@.channel ON UPDATE CASCADE,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    granted_by text NOT NULL DEFAULT @extschema@.audit_role(),
+    CHECK (channel IS NULL OR profile IN ('pos', 'shop')),
+    UNIQUE NULLS NOT DISTINCT (role_name, profile, channel)
+);
+COMMENT ON TABLE @extschema@.profile_grant IS
+    'profiles given with grant_profile(); a channel binds a pos or shop role''s writes to it';
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.profile_grant
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.config_changed();
+
+-- what each profile may do: the README's table, as data grant_profile() reads.
+-- Objects that do not exist (yet) in this installation are skipped.
+CREATE TABLE @extschema@.profile_privilege (
+    profile     text NOT NULL CHECK (profile IN ('pos', 'shop', 'callcenter', 'report', 'admin')),
+    object_type text NOT NULL CHECK (object_type IN ('function', 'table')),
+    object      text NOT NULL,   -- function signature or table name, in the extension's schema
+    privilege   text NOT NULL CHECK (privilege ~ '^(EXECUTE|SELECT|INSERT|UPDATE|DELETE)( \([a-z_, ]+\))?$'),
+    shipped     boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (profile, object_type, object, privilege)
+);
+COMMENT ON TABLE @extschema@.profile_privilege IS
+    'the rights of each profile; grant_profile() grants those whose object exists';
+
+INSERT INTO @extschema@.profile_privilege (profile, object_type, object, privilege, shipped)
+SELECT p.profile, 'function', f.sig, 'EXECUTE', true
+FROM (VALUES
+    -- find a customer, read the account, decide
+    ('pos', 'find_customer(text, text)'), ('shop', 'find_customer(text, text)'), ('callcenter', 'find_customer(text, text)'),
+    ('pos', 'balance(bigint, timestamptz)'), ('shop', 'balance(bigint, timestamptz)'), ('callcenter', 'balance(bigint, timestamptz)'),
+    ('pos', 'payment_options(bigint, currency_amount, text)'), ('shop', 'payment_options(bigint, currency_amount, text)'),
+    ('callcenter', 'payment_options(bigint, currency_amount, text)'),
+    -- sign up a customer at the till or at checkout
+    ('pos', 'register_customer(text, text, text, text, timestamptz)'), ('shop', 'register_customer(text, text, text, text, timestamptz)'),
+    ('pos', 'link_identity(bigint, text, text)'), ('shop', 'link_identity(bigint, text, text)'),
+    -- write orders and payments (for the channel the profile names)
+    ('pos', 'place_order(text, bigint, text, jsonb, text, timestamptz)'), ('shop', 'place_order(text, bigint, text, jsonb, text, timestamptz)'),
+    ('pos', 'mark_delivered(text, timestamptz)'), ('shop', 'mark_delivered(text, timestamptz)'),
+    ('pos', 'cancel_order(text, timestamptz)'), ('shop', 'cancel_order(text, timestamptz)'),
+    ('pos', 'record_payment(text, bigint, currency_amount, text, text, text, timestamptz)'),
+    ('shop', 'record_payment(text, bigint, currency_amount, text, text, text, timestamptz)'),
+    ('callcenter', 'record_payment(text, bigint, currency_amount, text, text, text, timestamptz)'),
+    -- returns
+    ('pos', 'decide_return(text, text, integer, text, timestamptz)'), ('shop', 'decide_return(text, text, integer, text, timestamptz)'),
+    ('callcenter', 'decide_return(text, text, integer, text, timestamptz)'),
+    ('pos', 'accept_return(text, text, integer, text, text)'), ('shop', 'accept_return(text, text, integer, text, text)'),
+    ('shop', 'announce_return(text, jsonb, text)'),
+    -- baskets: saved on the web, paid at the till
+    ('shop', 'save_basket(bigint, text, jsonb, interval)'),
+    ('pos', 'resume_basket(text, text)'), ('shop', 'resume_basket(text, text)'),
+    ('pos', 'checkout_basket(text, text, text, text)'), ('shop', 'checkout_basket(text, text, text, text)'),
+    -- loyalty
+    ('pos', 'loyalty_points(bigint, timestamptz)'), ('shop', 'loyalty_points(bigint, timestamptz)'),
+    ('callcenter', 'loyalty_points(bigint, timestamptz)'),
+    ('pos', 'redeem_points(bigint, bigint, text)'), ('shop', 'redeem_points(bigint, bigint, text)'),
+    ('callcenter', 'loyalty_history(bigint)'),
+    -- status events back to the channel
+    ('shop', 'outbox_pending(text, integer)'), ('shop', 'ack_outbox(bigint)'),
+    -- may this role write for that channel? (asked before acting)
+    ('pos', 'may_write_channel(text)'), ('shop', 'may_write_channel(text)'),
+    -- the call center's screen
+    ('callcenter', 'account_advice(bigint)'), ('callcenter', 'search(text, integer)'),
+    -- reports
+    ('report', 'aging_report(date)'), ('report', 'channel_report(timestamptz, timestamptz)'),
+    ('report', 'inactive_customers(integer)'), ('report', 'verify_balances()'),
+    ('report', 'loyalty_liability(timestamptz)'),
+    -- administration: policy and configuration
+    ('admin', 'add_channel(text, channel_kind, text, integer, currency_amount, integer)'),
+    ('admin', 'add_payment_method(text, boolean, channel_kind[], text, numeric, numeric)'),
+    ('admin', 'set_credit_limit(bigint, currency_amount)'),
+    ('admin', 'merge_customers(bigint, bigint)'), ('admin', 'forget_customer(bigint)'),
+    ('admin', 'set_disputed(text, boolean)'), ('admin', 'dunning_run(date)'),
+    ('admin', 'refresh_value_segments(timestamptz)'), ('admin', 'outbox_pending(text, integer)'),
+    ('admin', 'ack_outbox(bigint)'), ('admin', 'verify_balances()'),
+    ('admin', 'set_loyalty_terms(text, currency_amount, integer, integer)'),
+    ('admin', 'add_earn_rule(text, numeric, channel_kind, text, timestamptz, timestamptz)'),
+    ('admin', 'add_points_multiplier(text, numeric, text, channel_kind, text, timestamptz, timestamptz)'),
+    ('admin', 'add_loyalty_tier(text, text, currency_amount)'),
+    ('admin', 'add_reactivation_rule(text, channel_kind, integer, channel_kind, integer, integer, currency_amount, numeric, currency_amount, integer)'),
+    ('admin', 'expire_points(timestamptz)'),
+    ('admin', 'check_capture(regclass, boolean)'), ('admin', 'capture_backfill(regclass, integer)'),
+    ('admin', 'replay_quarantine(regclass)')
+) AS f(profile, sig)
+JOIN (VALUES ('pos'), ('shop'), ('callcenter'), ('report'), ('admin')) AS p(profile) USING (profile);
+
+INSERT INTO @extschema@.profile_privilege (profile, object_type, object, privilege, shipped) VALUES
+    -- channels that write their own rows (plain INSERTs, channel checked)
+    ('pos', 'table', 'orders', 'INSERT', true), ('pos', 'table', 'order_line', 'INSERT', true),
+    ('pos', 'table', 'payment', 'INSERT', true),
+    ('shop', 'table', 'orders', 'INSERT', true), ('shop', 'table', 'order_line', 'INSERT', true),
+    ('shop', 'table', 'payment', 'INSERT', true),
+    -- the call center reads accounts and history, writes notes and payments
+    ('callcenter', 'table', 'customer', 'SELECT', true), ('callcenter', 'table', 'customer_identity', 'SELECT', true),
+    ('callcenter', 'table', 'orders', 'SELECT', true), ('callcenter', 'table', 'order_line', 'SELECT', true),
+    ('callcenter', 'table', 'payment', 'SELECT', true), ('callcenter', 'table', 'ledger', 'SELECT', true),
+    ('callcenter', 'table', 'open_item', 'SELECT', true), ('callcenter', 'table', 'account_state', 'SELECT', true),
+    ('callcenter', 'table', 'customer_note', 'SELECT', true),
+    ('callcenter', 'table', 'return_request', 'SELECT', true), ('callcenter', 'table', 'return_line', 'SELECT', true),
+    ('callcenter', 'table', 'return_refund', 'SELECT', true),
+    ('callcenter', 'table', 'customer_note', 'INSERT (customer_id, body)', true),
+    ('callcenter', 'table', 'payment', 'INSERT', true),
+    -- the policy tables
+    ('admin', 'table', 'channel', 'SELECT', true), ('admin', 'table', 'channel', 'INSERT', true),
+    ('admin', 'table', 'channel', 'UPDATE', true), ('admin', 'table', 'channel', 'DELETE', true),
+    ('admin', 'table', 'payment_method', 'SELECT', true), ('admin', 'table', 'payment_method', 'INSERT', true),
+    ('admin', 'table', 'payment_method', 'UPDATE', true), ('admin', 'table', 'payment_method', 'DELETE', true),
+    ('admin', 'table', 'credit_policy', 'SELECT', true), ('admin', 'table', 'credit_policy', 'INSERT', true),
+    ('admin', 'table', 'credit_policy', 'UPDATE', true), ('admin', 'table', 'credit_policy', 'DELETE', true),
+    ('admin', 'table', 'dunning_level', 'SELECT', true), ('admin', 'table', 'dunning_level', 'INSERT', true),
+    ('admin', 'table', 'dunning_level', 'UPDATE', true), ('admin', 'table', 'dunning_level', 'DELETE', true),
+    ('admin', 'table', 'policy', 'SELECT', true), ('admin', 'table', 'policy', 'INSERT', true),
+    ('admin', 'table', 'policy', 'UPDATE', true), ('admin', 'table', 'policy', 'DELETE', true),
+    ('admin', 'table', 'return_policy', 'SELECT', true), ('admin', 'table', 'return_policy', 'INSERT', true),
+    ('admin', 'table', 'return_policy', 'UPDATE', true), ('admin', 'table', 'return_policy', 'DELETE', true),
+    ('admin', 'table', 'profile_grant', 'SELECT', true),
+    ('admin', 'table', 'capture_quarantine', 'SELECT', true), ('admin', 'table', 'capture_waiting', 'SELECT', true),
+    ('admin', 'table', 'capture_backfill_state', 'SELECT', true);
+
+-- the grants of one profile's existing objects, as GRANT or REVOKE statements
+CREATE FUNCTION @extschema@.profile_statements(profile text, role_name name, grant_ boolean)
+RETURNS SETOF text LANGUAGE sql STABLE SET search_path = @extschema@, pg_temp AS $$
+    SELECT pg_catalog.format(CASE WHEN grant_ THEN 'GRANT %s ON %s %s TO %I' ELSE 'REVOKE %s ON %s %s FROM %I' END,
+               pp.privilege, CASE pp.object_type WHEN 'function' THEN 'FUNCTION' ELSE 'TABLE' END,
+               CASE pp.object_type WHEN 'function' THEN pg_catalog.to_regprocedure('@extschema@.' OPERATOR(pg_catalog.||) pp.object)::text
+                    ELSE pg_catalog.to_regclass('@extschema@.' OPERATOR(pg_catalog.||) pp.object)::text END,
+               role_name)
+    FROM @extschema@.profile_privilege pp
+    WHERE pp.profile OPERATOR(pg_catalog.=) profile_statements.profile
+      AND CASE pp.object_type
+            WHEN 'function' THEN pg_catalog.to_regprocedure('@extschema@.' OPERATOR(pg_catalog.||) pp.object) IS NOT NULL
+            ELSE pg_catalog.to_regclass('@extschema@.' OPERATOR(pg_catalog.||) pp.object) IS NOT NULL END
+    ORDER BY pp.object_type, pp.object, pp.privilege
+$$;
+
+-- grant_profile(role, profile, channel): the rights of a profile for an
+-- existing role; channel binds a pos or shop role's writes to one channel
+CREATE FUNCTION @extschema@.grant_profile(role_name name, profile text, channel text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    ch_kind channel_kind;
+    stmt text;
+BEGIN
+    IF role_name IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) role_name) THEN
+        RAISE EXCEPTION 'role "%" does not exist', role_name USING ERRCODE = '42704',
+            HINT = 'The extension creates no roles: CREATE ROLE first.';
+    END IF;
+    IF profile IS NULL OR profile NOT IN ('pos', 'shop', 'callcenter', 'report', 'admin') THEN
+        RAISE EXCEPTION 'unknown profile "%"', profile USING ERRCODE = '22023',
+            HINT = 'Profiles are pos, shop, callcenter, report and admin.';
+    END IF;
+    IF channel IS NOT NULL THEN
+        IF profile NOT IN ('pos', 'shop') THEN
+            RAISE EXCEPTION 'profile % is not bound to a channel; only pos and shop are', profile USING ERRCODE = '22023';
+        END IF;
+        SELECT c.kind INTO ch_kind FROM channel c WHERE c.code OPERATOR(pg_catalog.=) grant_profile.channel;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown channel "%"', channel USING ERRCODE = 'RA002';
+        END IF;
+        IF profile = 'pos' AND ch_kind <> 'store' THEN
+            RAISE EXCEPTION 'a pos profile is for a store channel; "%" is a % channel', channel, ch_kind USING ERRCODE = '22023';
+        END IF;
+        IF profile = 'shop' AND ch_kind = 'store' THEN
+            RAISE EXCEPTION 'a shop profile is for a web, app, marketplace or call-center channel; "%" is a store', channel
+                USING ERRCODE = '22023', HINT = 'Give a till the pos profile.';
+        END IF;
+    END IF;
+    INSERT INTO profile_grant (role_name, profile, channel) VALUES (role_name, profile, channel)
+    ON CONFLICT DO NOTHING;
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA @extschema@ TO %I', role_name);
+    FOR stmt IN SELECT * FROM profile_statements(profile, role_name, true) LOOP
+        EXECUTE stmt;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION @extschema@.grant_profile(name, text, text) IS
+    'give an existing role the profile pos, shop, callcenter, report or admin; channel binds a pos or shop role''s writes';
+
+-- revoke_profile(role, profile): the profile's rights go, except those
+-- another profile of the same role still gives
+CREATE FUNCTION @extschema@.revoke_profile(role_name name, profile text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    other text;
+    stmt text;
+BEGIN
+    IF profile IS NULL OR profile NOT IN ('pos', 'shop', 'callcenter', 'report', 'admin') THEN
+        RAISE EXCEPTION 'unknown profile "%"', profile USING ERRCODE = '22023',
+            HINT = 'Profiles are pos, shop, callcenter, report and admin.';
+    END IF;
+    DELETE FROM profile_grant g WHERE g.role_name OPERATOR(pg_catalog.=) revoke_profile.role_name
+        AND g.profile OPERATOR(pg_catalog.=) revoke_profile.profile;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) role_name) THEN
+        RETURN;   -- a dropped role has no rights left to revoke
+    END IF;
+    FOR stmt IN SELECT * FROM profile_statements(profile, role_name, false) LOOP
+        EXECUTE stmt;
+    END LOOP;
+    FOR other IN SELECT DISTINCT g.profile FROM profile_grant g WHERE g.role_name OPERATOR(pg_catalog.=) revoke_profile.role_name LOOP
+        FOR stmt IN SELECT * FROM profile_statements(other, role_name, true) LOOP
+            EXECUTE stmt;
+        END LOOP;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION @extschema@.revoke_profile(name, text) IS
+    'take a profile from a role; rights another of its profiles gives stay';
+
+-- the channel check of the write paths: the role in effect (GetOuterUserId)
+-- must be allowed to write for the row's channel
+CREATE FUNCTION @extschema@.channel_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'channel_guard' LANGUAGE C;
+CREATE TRIGGER channel_guard BEFORE INSERT OR UPDATE OF delivered_at, cancelled_at ON @extschema@.orders
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.channel_guard();
+CREATE TRIGGER channel_guard BEFORE INSERT ON @extschema@.payment
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.channel_guard();
+CREATE FUNCTION @extschema@.may_write_channel(channel text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'may_write_channel' LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION @extschema@.may_write_channel(text) IS
+    'may the role in effect write for this channel (its pos or shop profile)? For write paths written in SQL';
+
+-- notes: the call center writes them; the author is the role in effect
+CREATE TABLE @extschema@.customer_note (
+    note_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id bigint NOT NULL REFERENCES @extschema@.customer,
+    body        text NOT NULL CHECK (body <> ''),
+    written_by  text NOT NULL DEFAULT CURRENT_USER,
+    written_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX customer_note_customer ON @extschema@.customer_note (customer_id, written_at);
+COMMENT ON TABLE @extschema@.customer_note IS 'notes on a customer (the call center); erased by forget_customer()';
+-- forget_customer() erases personal data: notes are personal data
+CREATE FUNCTION @extschema@.forget_notes() RETURNS trigger
+LANGUAGE plpgsql SET search_path = @extschema@, pg_temp AS $$
+BEGIN
+    DELETE FROM customer_note n WHERE n.customer_id OPERATOR(pg_catalog.=) NEW.customer_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER forget_notes AFTER UPDATE OF forgotten_at ON @extschema@.customer
+    FOR EACH ROW WHEN (NEW.forgotten_at IS NOT NULL AND OLD.forgotten_at IS NULL)
+    EXECUTE FUNCTION @extschema@.forget_notes();
+
+-- Capture triggers: a shop's own tables feed the account (see README,
+-- "Capture triggers").  capture_pending holds, within one transaction,
+-- the keys to book at commit; the deferred constraint trigger books each.
+CREATE TABLE @extschema@.capture_pending (
+    trigger_oid oid NOT NULL,
+    source      oid NOT NULL,
+    source_key  text NOT NULL,
+    check_lines boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (trigger_oid, source_key)
+);
+COMMENT ON TABLE @extschema@.capture_pending IS
+    'captured keys of the current transaction, booked at commit (always empty between transactions)';
+
+-- payments whose order is not booked yet (on hold, or captured later)
+CREATE TABLE @extschema@.capture_waiting (
+    source       regclass NOT NULL,
+    trigger_name name NOT NULL,
+    source_key   text NOT NULL,
+    order_no     text NOT NULL,
+    since        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, trigger_name, source_key)
+);
+CREATE INDEX capture_waiting_order ON @extschema@.capture_waiting (order_no);
+COMMENT ON TABLE @extschema@.capture_waiting IS
+    'captured payments waiting for their order to be booked; booked with it';
+
+-- rows a trigger with on_error=quarantine could not book, with the reason
+CREATE TABLE @extschema@.capture_quarantine (
+    quarantine_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source        regclass NOT NULL,
+    trigger_name  name NOT NULL,
+    kind          text NOT NULL CHECK (kind IN ('order', 'line', 'payment', 'return')),
+    source_key    text,
+    row_image     jsonb,
+    sqlstate      text NOT NULL,
+    reason        text NOT NULL,
+    detail        text,
+    first_seen    timestamptz NOT NULL DEFAULT now(),
+    last_seen     timestamptz NOT NULL DEFAULT now(),
+    attempts      integer NOT NULL DEFAULT 1,
+    resolved_at   timestamptz,
+    resolution    text
+);
+CREATE UNIQUE INDEX capture_quarantine_open ON @extschema@.capture_quarantine (source, kind, source_key)
+    WHERE resolved_at IS NULL;
+COMMENT ON TABLE @extschema@.capture_quarantine IS
+    'shop rows that could not be booked (on_error=quarantine), with the reason; replay_quarantine() books them after the fix';
+
+-- where an interrupted capture_backfill() continues
+CREATE TABLE @extschema@.capture_backfill_state (
+    source       regclass NOT NULL,
+    trigger_name name NOT NULL,
+    last_key     text NOT NULL,
+    rows_done    bigint NOT NULL DEFAULT 0,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, trigger_name)
+);
+
+CREATE FUNCTION @extschema@.capture_order() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'capture_order' LANGUAGE C SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+CREATE FUNCTION @extschema@.capture_order_line() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'capture_order_line' LANGUAGE C SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+CREATE FUNCTION @extschema@.capture_payment() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'capture_payment' LANGUAGE C SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+CREATE FUNCTION @extschema@.capture_return() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'capture_return' LANGUAGE C SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+COMMENT ON FUNCTION @extschema@.capture_order() IS
+    'AFTER INSERT OR UPDATE trigger for a shop''s order table: arguments map its columns (README, "Capture triggers")';
+COMMENT ON FUNCTION @extschema@.capture_order_line() IS
+    'AFTER INSERT OR UPDATE OR DELETE trigger for a shop''s order lines (the order trigger names the table in lines=)';
+COMMENT ON FUNCTION @extschema@.capture_payment() IS 'AFTER INSERT OR UPDATE trigger for a shop''s payment table';
+COMMENT ON FUNCTION @extschema@.capture_return() IS
+    'AFTER INSERT OR UPDATE trigger for a shop''s return table (books through accept_return())';
+
+CREATE FUNCTION @extschema@.capture_commit() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'capture_commit' LANGUAGE C SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+CREATE CONSTRAINT TRIGGER capture_commit AFTER INSERT ON @extschema@.capture_pending
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION @extschema@.capture_commit();
+
+CREATE FUNCTION @extschema@.check_capture(trigger_table regclass, scan_data boolean DEFAULT true,
+        OUT trigger_name name, OUT capture text, OUT ok boolean, OUT problem text)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'check_capture' LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+COMMENT ON FUNCTION @extschema@.check_capture(regclass, boolean) IS
+    'every capture trigger of a table checked at once: arguments, columns, constants, links, and (scan_data) the values in the table';
+
+CREATE FUNCTION @extschema@.capture_backfill(source regclass, batch_size integer DEFAULT NULL,
+        OUT trigger_name name, OUT rows_read bigint, OUT booked bigint, OUT changed bigint, OUT unchanged bigint,
+        OUT not_booked bigint, OUT waiting bigint, OUT quarantined bigint, OUT done boolean)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'capture_backfill' LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+COMMENT ON FUNCTION @extschema@.capture_backfill(regclass, integer) IS
+    'book a shop table''s existing rows through its capture trigger; batch_size rows per call, resumable (done = true at the end)';
+
+CREATE FUNCTION @extschema@.replay_quarantine(source regclass DEFAULT NULL,
+        OUT quarantine_id bigint, OUT source regclass, OUT source_key text, OUT outcome text)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'replay_quarantine' LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+COMMENT ON FUNCTION @extschema@.replay_quarantine(regclass) IS
+    'book the quarantined rows again from the shop''s current rows (after the fix); failures stay with the new reason';
+
+-- a capture trigger whose arguments do not fit its table fails CREATE TRIGGER
+CREATE FUNCTION @extschema@.capture_validate(trigger_oid oid) RETURNS void
+    AS 'MODULE_PATHNAME', 'capture_validate' LANGUAGE C VOLATILE STRICT SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+CREATE FUNCTION @extschema@.capture_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    t oid;
+BEGIN
+    FOR t IN SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c
+             WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass LOOP
+        PERFORM @extschema@.capture_validate(t);
+    END LOOP;
+END $$;
+CREATE EVENT TRIGGER customer_account_capture_check ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER') EXECUTE FUNCTION @extschema@.capture_ddl();
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.profile_grant', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.profile_privilege', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer_note', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capture_pending', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capture_waiting', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capture_quarantine', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capture_backfill_state', '');
 
 
 

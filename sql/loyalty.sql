@@ -134,7 +134,7 @@ SELECT place_order('A-WEB', :anna, 'web-de',
     '[{"sku":"SHOE","qty":1,"unit_price":"89.90 EUR"},{"sku":"GC-50","qty":1,"unit_price":"50.00 EUR"},
       {"sku":"SALE-SOCK","qty":3,"unit_price":"9.99 EUR"}]', 'credit_card', '2025-03-01 10:00') AS retried;
 SELECT mark_delivered('A-WEB', '2025-03-03 12:00');
-SELECT mark_delivered('A-WEB', '2025-03-04 12:00');
+SELECT mark_delivered('A-WEB', '2025-03-03 12:00');
 SELECT order_no, count(*) AS lots, sum(points) AS points FROM loyalty_lot WHERE order_no = 'A-WEB' GROUP BY 1;
 SELECT count(*) AS earn_entries FROM loyalty_entry WHERE order_no = 'A-WEB';
 SELECT order_no, available_at::date, expires_at::date FROM loyalty_lot WHERE order_no = 'A-WEB' AND line_no = 1;

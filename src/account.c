@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -30,6 +31,7 @@
 
 #include "currency.h"
 #include "direct.h"
+#include "input.h"
 #include "loyalty.h"
 #include "money.h"
 #include "payment.h"
@@ -104,7 +106,7 @@ overdue_at(int64 customer_id, const char *currency, TimestampTz as_of, BalanceRo
 	ca_execute(plan_overdue_past, values, NULL, true, 1);
 	r->overdue = ca_get_int64(0, 1, NULL);
 	oldest = ca_get_timestamptz(0, 2, &n);
-	r->oldest_overdue_days = (n || r->overdue == 0) ? 0 : (int32) ((as_of - oldest) / USECS_PER_DAY);
+	r->oldest_overdue_days = (n || r->overdue == 0) ? 0 : ca_days_between(as_of, oldest, "days overdue");
 }
 
 /*
@@ -168,7 +170,7 @@ history_at(int64 customer_id, const char *currency, TimestampTz as_of, DateADT f
 static Datum
 return_rate_datum(int64 returned, int64 purchased)
 {
-	if (purchased <= 0)
+	if (purchased <= 0 || returned <= 0)
 		return NumericGetDatum(int64_div_fast_to_numeric(0, 4));
 	returned = Min(returned, purchased);
 	if (returned <= PG_INT64_MAX / 20000)
@@ -189,7 +191,17 @@ static const char *
 value_segment(const BalanceRow *r, TimestampTz as_of, TimestampTz since, int32 new_days,
 			  bool has_avg, double avg, double band)
 {
-	if (r->orders_count <= 0 || (as_of - since) < (TimestampTz) new_days * USECS_PER_DAY)
+	int64		age;
+	int64		new_for;
+
+	if (r->orders_count <= 0)
+		return "new";
+	if (pg_sub_s64_overflow(as_of, since, &age) || pg_mul_s64_overflow(new_days, USECS_PER_DAY, &new_for))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("age of the customer account out of range: since %s, %d days new",
+						timestamptz_to_str(since), new_days)));
+	if (age < new_for)
 		return "new";
 	if (!has_avg || avg <= 0)
 		return "average";
@@ -211,8 +223,6 @@ value_segment(const BalanceRow *r, TimestampTz as_of, TimestampTz since, int32 n
  * account state rows, the monthly counters and, only when something may be
  * overdue, the unsettled items, through direct index scans (direct.c).
  */
-#define MAX_CURRENCIES 64
-
 PG_FUNCTION_INFO_V1(account_balance);
 Datum
 account_balance(PG_FUNCTION_ARGS)
@@ -238,8 +248,8 @@ account_balance(PG_FUNCTION_ARGS)
 				 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
 						customer_id, cust.merged_into),
 				 errhint("Use the surviving customer " INT64_FORMAT ".", cust.merged_into)));
-	states = palloc(sizeof(StateRow) * MAX_CURRENCIES);
-	nrows = ca_read_states(customer_id, NULL, snap, states, MAX_CURRENCIES);
+	/* every currency the customer used, however many */
+	states = ca_read_all_states(customer_id, snap, &nrows);
 	if (nrows == 0)
 		return (Datum) 0;
 	pol = ca_policy();
@@ -300,7 +310,7 @@ account_balance(PG_FUNCTION_ARGS)
 				ca_read_items(customer_id, st->currency, as_of, as_of, true, snap, &items);
 				r->overdue = items.overdue;
 				r->oldest_overdue_days = (items.has_oldest && items.overdue > 0) ?
-					(int32) ((as_of - items.oldest_due) / USECS_PER_DAY) : 0;
+					ca_days_between(as_of, items.oldest_due, "days overdue") : 0;
 			}
 		}
 

@@ -17,6 +17,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "input.h"
 #include "payment.h"
 #include "payment_rules.h"
 #include "posting.h"
@@ -61,7 +62,7 @@ account_advice(PG_FUNCTION_ARGS)
 	incentive_days = ca_get_int32(0, 3, NULL);
 
 	language = payment_gather_facts(customer_id, currency, "webshop", 1, now, GetActiveSnapshot(), &f, &p);
-	n = decide_advice(&f, &p, has_last, has_last ? (int32) ((now - last_purchase) / USECS_PER_DAY) : 0,
+	n = decide_advice(&f, &p, has_last, has_last ? ca_days_between(now, last_purchase, "days since the last purchase") : 0,
 					  incentive_days, advice);
 	for (int i = 0; i < n; i++)
 	{

@@ -45,11 +45,14 @@
 #include "miscadmin.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "currency.h"
 #include "direct.h"
+#include "input.h"
 #include "money.h"
 #include "spi_util.h"
 
@@ -114,8 +117,11 @@ typedef struct Rels
 } Rels;
 
 static Rels rels;
-static bool conf_valid = false;
 static bool callback_registered = false;
+
+/* the configuration cache (below): valid until a change is announced */
+static bool conf_valid = false;
+static uint64 conf_invals = 0;	/* announcements seen, to notice one during a load */
 
 static Oid
 rel_oid(Oid nsp, const char *name)
@@ -140,6 +146,13 @@ att(Oid rel, const char *name)
 	return a;
 }
 
+/*
+ * Relcache invalidation: forget the resolved relations when one of them
+ * changed, and the configuration when a configuration table changed (or
+ * everything was reset).  The configuration tables are checked before
+ * anything else: several messages arrive in one batch, and one for, say,
+ * the customer table (an ANALYZE) must not hide the next one.
+ */
 static void
 relcache_callback(Datum arg, Oid relid)
 {
@@ -147,8 +160,15 @@ relcache_callback(Datum arg, Oid relid)
 	{
 		rels.valid = false;
 		conf_valid = false;
+		conf_invals++;
 		return;
 	}
+	for (int i = 0; i < (int) lengthof(rels.conf); i++)
+		if (relid == rels.conf[i])
+		{
+			conf_valid = false;
+			conf_invals++;
+		}
 	if (!rels.valid)
 		return;
 	if (relid == rels.customer || relid == rels.state || relid == rels.period || relid == rels.item
@@ -156,9 +176,6 @@ relcache_callback(Datum arg, Oid relid)
 		|| relid == rels.item_unsettled || relid == rels.orders || relid == rels.orders_pkey
 		|| relid == rels.line || relid == rels.line_pkey)
 		rels.valid = false;
-	for (int i = 0; i < (int) lengthof(rels.conf); i++)
-		if (relid == rels.conf[i])
-			conf_valid = false;
 }
 
 static void
@@ -190,11 +207,22 @@ ensure_rels(void)
 	rels.o_total = att(rels.orders, "total");
 	rels.l_price = att(rels.line, "unit_price");
 	rels.l_qty = att(rels.line, "qty");
-	rels.conf[0] = rel_oid(nsp, "policy");
-	rels.conf[1] = rel_oid(nsp, "segment_stats");
-	rels.conf[2] = rel_oid(nsp, "credit_policy");
-	rels.conf[3] = rel_oid(nsp, "payment_method");
-	rels.conf[4] = rel_oid(nsp, "channel");
+	{
+		Oid			conf_oids[lengthof(rels.conf)];
+
+		conf_oids[0] = rel_oid(nsp, "policy");
+		conf_oids[1] = rel_oid(nsp, "segment_stats");
+		conf_oids[2] = rel_oid(nsp, "credit_policy");
+		conf_oids[3] = rel_oid(nsp, "payment_method");
+		conf_oids[4] = rel_oid(nsp, "channel");
+		/* other tables than the cache was read from (extension recreated) */
+		if (memcmp(conf_oids, rels.conf, sizeof(conf_oids)) != 0)
+		{
+			memcpy(rels.conf, conf_oids, sizeof(conf_oids));
+			conf_valid = false;
+			conf_invals++;
+		}
+	}
 
 	rels.c_merged_into = att(rels.customer, "merged_into");
 	rels.c_blocked = att(rels.customer, "blocked");
@@ -343,6 +371,7 @@ slot_ts(TupleTableSlot *slot, AttrNumber a, bool *has)
 	return n ? 0 : DatumGetTimestampTz(d);
 }
 
+/* a text column into buf; a value that does not fit is an error, never cut */
 static void
 slot_text(TupleTableSlot *slot, AttrNumber a, char *buf, int buflen, bool *has)
 {
@@ -355,11 +384,23 @@ slot_text(TupleTableSlot *slot, AttrNumber a, char *buf, int buflen, bool *has)
 	if (!n)
 	{
 		text	   *t = DatumGetTextPP(d);
-		int			len = Min((int) VARSIZE_ANY_EXHDR(t), buflen - 1);
+		int			len = (int) VARSIZE_ANY_EXHDR(t);
 
+		if (len >= buflen)
+			elog(ERROR, "value of column %d (%d bytes) exceeds its buffer of %d bytes", a, len, buflen);
 		memcpy(buf, VARDATA_ANY(t), len);
 		buf[len] = '\0';
 	}
+}
+
+/* a text column as a palloc'd string of any length, NULL when null */
+static char *
+slot_text_dup(TupleTableSlot *slot, AttrNumber a)
+{
+	bool		n;
+	Datum		d = slot_getattr(slot, a, &n);
+
+	return n ? NULL : TextDatumGetCString(d);
 }
 
 static Datum
@@ -402,13 +443,45 @@ ca_read_customer(int64 customer_id, Snapshot snap, CustomerRow *row)
 			row->limit_units = ca->units;
 			row->limit_code = ca->code;
 		}
-		slot_text(ds.slot, rels.c_group, row->group, sizeof(row->group), &row->has_group);
+		row->group = slot_text_dup(ds.slot, rels.c_group);
+		row->has_group = (row->group != NULL);
 	}
 	scan_end(&ds);
 	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_UNKNOWN),
 				 errmsg("unknown customer " INT64_FORMAT, customer_id)));
+}
+
+/* one account state row from the slot of a scan */
+static void
+state_from_slot(TupleTableSlot *slot, StateRow *r)
+{
+	slot_text(slot, rels.s_currency, r->currency, sizeof(r->currency), NULL);
+	r->balance = slot_int64(slot, rels.s_balance, NULL);
+	r->open_amount = slot_int64(slot, rels.s_open, NULL);
+	r->store_credit = slot_int64(slot, rels.s_credit, NULL);
+	r->lifetime_revenue = slot_int64(slot, rels.s_revenue, NULL);
+	r->lifetime_returned = slot_int64(slot, rels.s_returned, NULL);
+	r->orders_count = slot_int32(slot, rels.s_orders);
+	r->paid_orders = slot_int32(slot, rels.s_paid);
+	r->dunning_level = slot_int32(slot, rels.s_dunning);
+	r->next_due = slot_ts(slot, rels.s_next_due, &r->has_next_due);
+	r->last_event = slot_ts(slot, rels.s_last_event, &r->has_last_event);
+	for (int k = 0; k < CHANNEL_KINDS; k++)
+		r->last[k] = slot_ts(slot, rels.s_last[k], &r->has_last[k]);
+}
+
+/* start a scan of a customer's state rows, all currencies or one */
+static void
+states_begin(DirectScan *ds, ScanKey key, int64 customer_id, const char *currency, Snapshot snap)
+{
+	ensure_rels();
+	scan_begin(ds, rels.state, rels.state_pkey, snap);
+	key_init(&key[0], ds->index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
+	if (currency)
+		key_init(&key[1], ds->index, 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(currency));
+	scan_keys(ds, snap, key, currency ? 2 : 1);
 }
 
 int
@@ -418,32 +491,39 @@ ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow 
 	ScanKeyData key[2];
 	int			n = 0;
 
-	ensure_rels();
-	scan_begin(&ds, rels.state, rels.state_pkey, snap);
-	key_init(&key[0], ds.index, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
-	if (currency)
-		key_init(&key[1], ds.index, 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(currency));
-	scan_keys(&ds, snap, key, currency ? 2 : 1);
-	while (n < max && index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
+	states_begin(&ds, key, customer_id, currency, snap);
+	while (index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
 	{
-		StateRow   *r = &rows[n++];
-
-		slot_text(ds.slot, rels.s_currency, r->currency, sizeof(r->currency), NULL);
-		r->balance = slot_int64(ds.slot, rels.s_balance, NULL);
-		r->open_amount = slot_int64(ds.slot, rels.s_open, NULL);
-		r->store_credit = slot_int64(ds.slot, rels.s_credit, NULL);
-		r->lifetime_revenue = slot_int64(ds.slot, rels.s_revenue, NULL);
-		r->lifetime_returned = slot_int64(ds.slot, rels.s_returned, NULL);
-		r->orders_count = slot_int32(ds.slot, rels.s_orders);
-		r->paid_orders = slot_int32(ds.slot, rels.s_paid);
-		r->dunning_level = slot_int32(ds.slot, rels.s_dunning);
-		r->next_due = slot_ts(ds.slot, rels.s_next_due, &r->has_next_due);
-		r->last_event = slot_ts(ds.slot, rels.s_last_event, &r->has_last_event);
-		for (int k = 0; k < CHANNEL_KINDS; k++)
-			r->last[k] = slot_ts(ds.slot, rels.s_last[k], &r->has_last[k]);
+		/* never drop a row silently: a caller that expects fewer is wrong */
+		if (n >= max)
+			elog(ERROR, "customer " INT64_FORMAT " has more than %d account state rows", customer_id, max);
+		state_from_slot(ds.slot, &rows[n++]);
 	}
 	scan_end(&ds);
 	return n;
+}
+
+StateRow *
+ca_read_all_states(int64 customer_id, Snapshot snap, int *n)
+{
+	DirectScan	ds;
+	ScanKeyData key[2];
+	int			cap = 4;
+	StateRow   *rows = palloc(sizeof(StateRow) * cap);
+
+	*n = 0;
+	states_begin(&ds, key, customer_id, NULL, snap);
+	while (index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
+	{
+		if (*n == cap)
+		{
+			cap *= 2;
+			rows = repalloc(rows, sizeof(StateRow) * cap);
+		}
+		state_from_slot(ds.slot, &rows[(*n)++]);
+	}
+	scan_end(&ds);
+	return rows;
 }
 
 void
@@ -463,10 +543,14 @@ ca_read_periods(int64 customer_id, const char *currency, DateADT after, DateADT 
 	scan_keys(&ds, snap, key, 4);
 	while (index_getnext_slot(ds.scan, ForwardScanDirection, ds.slot))
 	{
-		sums->revenue += slot_int64(ds.slot, rels.p_revenue, NULL);
-		sums->purchased += slot_int64(ds.slot, rels.p_purchased, NULL);
-		sums->returned += slot_int64(ds.slot, rels.p_returned, NULL);
-		sums->orders += slot_int32(ds.slot, rels.p_orders);
+		ca_add_units(&sums->revenue, slot_int64(ds.slot, rels.p_revenue, NULL), "12-month revenue");
+		ca_add_units(&sums->purchased, slot_int64(ds.slot, rels.p_purchased, NULL), "12-month purchased value");
+		ca_add_units(&sums->returned, slot_int64(ds.slot, rels.p_returned, NULL), "12-month returned value");
+		if (pg_add_s32_overflow(sums->orders, slot_int32(ds.slot, rels.p_orders), &sums->orders))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("12-month order count of customer " INT64_FORMAT " in %s out of range",
+							customer_id, currency)));
 	}
 	scan_end(&ds);
 }
@@ -495,20 +579,20 @@ ca_read_items(int64 customer_id, const char *currency, TimestampTz due_before,
 		bool		n;
 		bool		disputed = DatumGetBool(slot_getattr(ds.slot, rels.i_disputed, &n));
 
-		sums->open += open;
+		ca_add_units(&sums->open, open, "sum of the open items");
 		slot_text(ds.slot, rels.i_kind, kind, sizeof(kind), NULL);
 		if (strcmp(kind, "prepayment") == 0)
 			continue;
-		sums->exposure += open;
+		ca_add_units(&sums->exposure, open, "sum of the open receivables");
 		if (due < due_before)
 		{
-			sums->overdue += open;
+			ca_add_units(&sums->overdue, open, "sum of the overdue receivables");
 			if (!sums->has_oldest || due < sums->oldest_due)
 				sums->oldest_due = due;
 			sums->has_oldest = true;
 		}
 		if (due < undisputed_due_before && !disputed)
-			sums->overdue_undisputed += open;
+			ca_add_units(&sums->overdue_undisputed, open, "sum of the overdue receivables");
 	}
 	scan_end(&ds);
 }
@@ -570,25 +654,50 @@ ca_sum_order_lines(const char *order_no, Snapshot snap, int32 code, int64 *sum)
 
 /* ------------------------------------------------------------------------
  * the configuration cache
+ *
+ * One generation of the configuration lives in one memory context.  A
+ * reload builds a complete new generation in a fresh context that hangs
+ * below the current transaction, so that an error anywhere (a lock
+ * timeout, a value out of range, a cancel) frees it with the transaction
+ * and leaves the installed generation untouched and still marked invalid.
+ * Only a complete generation moves below CacheMemoryContext and is
+ * installed; the one it replaces is handed to the transaction, because a
+ * caller of this statement may still hold a channel or method it returned
+ * (as partdesc.c does with partition descriptors).
+ *
+ * The tables are read with one fresh snapshot (GetLatestSnapshot), never
+ * the caller's transaction snapshot: a reload inside a REPEATABLE READ
+ * transaction must not cache a policy that was already replaced, as the
+ * cache outlives the transaction.  Own uncommitted changes are seen (the
+ * snapshot's command id is current) and a ROLLBACK invalidates them again.
+ *
+ * Names (codes, groups, currencies) are palloc'd strings of any length.
  * ------------------------------------------------------------------------
  */
 typedef struct SegmentAvg
 {
-	char		currency[4];
+	char	   *currency;
 	double		avg;
 } SegmentAvg;
 
-static MemoryContext conf_cxt = NULL;
-static PolicyConf policy_conf;
-static SegmentAvg *segments;
-static int	nsegments;
-static CreditPolicyConf *credit_policies;
-static int	ncredit_policies;
-static MethodConf *methods;
-static int	nmethods;
-static ChannelConf *channels;
-static int	nchannels;
+typedef struct ConfCache
+{
+	MemoryContext cxt;			/* holds this struct and everything below */
+	PolicyConf	policy;
+	SegmentAvg *segments;
+	int			nsegments;
+	CreditPolicyConf *credit_policies;
+	int			ncredit_policies;
+	MethodConf *methods;
+	int			nmethods;
+	ChannelConf *channels;
+	int			nchannels;
+} ConfCache;
 
+/* the installed generation (NULL before the first load) */
+static ConfCache *conf = NULL;
+
+/* kind name -> index into ca_channel_kind_names, -1 when unknown */
 static int
 kind_index(const char *kind)
 {
@@ -598,94 +707,129 @@ kind_index(const char *kind)
 	return -1;
 }
 
-static void
-copy_text(char *dst, int len, int row, int col, bool *has)
+/* a text column of the current SPI row copied into cxt, NULL when null */
+static char *
+conf_text(MemoryContext cxt, int row, int col)
 {
 	char	   *s = ca_get_text(row, col);
 
-	if (has)
-		*has = (s != NULL);
-	strlcpy(dst, s ? s : "", len);
+	return s ? MemoryContextStrdup(cxt, s) : NULL;
 }
 
-static void
-load_conf(void)
+/*
+ * An amount column (numeric, major units) as int64 in 1/10000 of a major
+ * unit.  The tables bound every amount to [0, CA_CONF_AMOUNT_MAX] (CHECK
+ * constraints); a value outside (NaN, infinity, a row written while a bound
+ * was dropped) is refused with 22003 naming the row, before any arithmetic
+ * that could overflow.
+ */
+static int64
+conf_amount(int row, int col, const char *table, const char *key, bool *isnull)
 {
-	OwnerContext oc;
+	bool		n;
+	Datum		d = ca_get_datum(row, col, &n);
+	Datum		lo = NumericGetDatum(int64_to_numeric(0));
+	Datum		hi = NumericGetDatum(int64_to_numeric(CA_CONF_AMOUNT_MAX));
+	Datum		scaled;
 
-	ensure_rels();
-	if (conf_cxt == NULL)
-		conf_cxt = AllocSetContextCreate(CacheMemoryContext, "customer_account config cache",
-										 ALLOCSET_SMALL_SIZES);
-	else
-		MemoryContextReset(conf_cxt);
-	/* mark valid first: an invalidation arriving while we read clears it again */
-	conf_valid = true;
+	if (isnull)
+		*isnull = n;
+	if (n)
+		return 0;
+	/* NaN sorts above every number, so it fails the upper bound */
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, d, lo)) < 0
+		|| DatumGetInt32(DirectFunctionCall2(numeric_cmp, d, hi)) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("%s of customer_account.%s is out of range: %s",
+						SPI_fname(SPI_tuptable->tupdesc, col), table,
+						DatumGetCString(DirectFunctionCall1(numeric_out, d))),
+				 errdetail("Row %s.", key),
+				 errhint("Amounts in the configuration tables must lie between 0 and " INT64_FORMAT " major units.",
+						 CA_CONF_AMOUNT_MAX)));
+	/* at most 1e12 * 1e4 = 1e16: the cast cannot overflow */
+	scaled = DirectFunctionCall2(numeric_round,
+								 DirectFunctionCall2(numeric_mul, d, NumericGetDatum(int64_to_numeric(10000))),
+								 Int32GetDatum(0));
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8, scaled));
+}
 
-	ca_become_owner(&oc);
-	ca_connect();
-	if (SPI_execute("SELECT coalesce(max(new_customer_days), 90), coalesce(max(segment_band), 0.25)::float8,"
-					" coalesce(max(incentive_after_days), 180) FROM customer_account.policy", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read customer_account.policy");
-	policy_conf.new_customer_days = ca_get_int32(0, 1, NULL);
-	policy_conf.segment_band = DatumGetFloat8(ca_get_datum(0, 2, NULL));
-	policy_conf.incentive_after_days = ca_get_int32(0, 3, NULL);
+/* run one read-only query of the configuration under snap */
+static void
+conf_query(const char *sql, Snapshot snap, const char *table)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
 
-	if (SPI_execute("SELECT currency, avg_revenue_12m::float8 FROM customer_account.segment_stats", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read customer_account.segment_stats");
-	nsegments = (int) SPI_processed;
-	segments = MemoryContextAllocZero(conf_cxt, sizeof(SegmentAvg) * Max(nsegments, 1));
-	for (int i = 0; i < nsegments; i++)
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), sql);
+	if (SPI_execute_snapshot(plan, NULL, NULL, snap, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read customer_account.%s", table);
+}
+
+/* read the configuration tables into a new generation allocated in cxt */
+static void
+read_conf(ConfCache *c, Snapshot snap)
+{
+	MemoryContext cxt = c->cxt;
+
+	conf_query("SELECT coalesce(max(new_customer_days), 90), coalesce(max(segment_band), 0.25)::float8,"
+			   " coalesce(max(incentive_after_days), 180) FROM customer_account.policy", snap, "policy");
+	c->policy.new_customer_days = ca_get_int32(0, 1, NULL);
+	c->policy.segment_band = DatumGetFloat8(ca_get_datum(0, 2, NULL));
+	c->policy.incentive_after_days = ca_get_int32(0, 3, NULL);
+
+	conf_query("SELECT currency, avg_revenue_12m::float8 FROM customer_account.segment_stats", snap, "segment_stats");
+	c->nsegments = (int) SPI_processed;
+	c->segments = MemoryContextAllocZero(cxt, sizeof(SegmentAvg) * Max(c->nsegments, 1));
+	for (int i = 0; i < c->nsegments; i++)
 	{
-		copy_text(segments[i].currency, sizeof(segments[i].currency), i, 1, NULL);
-		segments[i].avg = DatumGetFloat8(ca_get_datum(i, 2, NULL));
+		c->segments[i].currency = conf_text(cxt, i, 1);
+		c->segments[i].avg = DatumGetFloat8(ca_get_datum(i, 2, NULL));
 	}
 
-	if (SPI_execute("SELECT channel_kind::text, customer_group, currency, round(credit_limit * 10000)::bigint,"
-					" round(first_order_limit * 10000)::bigint, new_customer_days, new_customer_paid_orders,"
-					" round(overdue_tolerance * 10000)::bigint, overdue_grace_days, max_return_rate::float8,"
-					" return_rate_min_orders, dunning_block_level"
-					" FROM customer_account.credit_policy"
-					" ORDER BY customer_group IS NULL, channel_kind IS NULL, currency IS NULL, policy_id", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read customer_account.credit_policy");
-	ncredit_policies = (int) SPI_processed;
-	credit_policies = MemoryContextAllocZero(conf_cxt, sizeof(CreditPolicyConf) * Max(ncredit_policies, 1));
-	for (int i = 0; i < ncredit_policies; i++)
+	conf_query("SELECT channel_kind::text, customer_group, currency, credit_limit, first_order_limit,"
+			   " new_customer_days, new_customer_paid_orders, overdue_tolerance, overdue_grace_days,"
+			   " max_return_rate::float8, return_rate_min_orders, dunning_block_level, 'policy_id ' || policy_id"
+			   " FROM customer_account.credit_policy"
+			   " ORDER BY customer_group IS NULL, channel_kind IS NULL, currency IS NULL, policy_id", snap, "credit_policy");
+	c->ncredit_policies = (int) SPI_processed;
+	c->credit_policies = MemoryContextAllocZero(cxt, sizeof(CreditPolicyConf) * Max(c->ncredit_policies, 1));
+	for (int i = 0; i < c->ncredit_policies; i++)
 	{
-		CreditPolicyConf *c = &credit_policies[i];
-		bool		has;
+		CreditPolicyConf *p = &c->credit_policies[i];
+		char	   *kind = ca_get_text(i, 1);
+		char	   *key = ca_get_text(i, 13);
 
-		copy_text(c->kind, sizeof(c->kind), i, 1, &has);
-		c->any_kind = !has;
-		copy_text(c->group, sizeof(c->group), i, 2, &has);
-		c->any_group = !has;
-		copy_text(c->currency, sizeof(c->currency), i, 3, &has);
-		c->any_currency = !has;
-		c->credit_limit = ca_get_int64(i, 4, NULL);
-		c->first_order_limit = ca_get_int64(i, 5, NULL);
-		c->new_customer_days = ca_get_int32(i, 6, NULL);
-		c->new_customer_paid_orders = ca_get_int32(i, 7, NULL);
-		c->overdue_tolerance = ca_get_int64(i, 8, NULL);
-		c->overdue_grace_days = ca_get_int32(i, 9, NULL);
-		c->max_return_rate = DatumGetFloat8(ca_get_datum(i, 10, NULL));
-		c->return_rate_min_orders = ca_get_int32(i, 11, NULL);
-		c->dunning_block_level = ca_get_int32(i, 12, NULL);
+		p->any_kind = (kind == NULL);
+		p->kind = kind ? kind_index(kind) : -1;
+		p->group = conf_text(cxt, i, 2);
+		p->any_group = (p->group == NULL);
+		p->currency = conf_text(cxt, i, 3);
+		p->any_currency = (p->currency == NULL);
+		p->credit_limit = conf_amount(i, 4, "credit_policy", key, NULL);
+		p->first_order_limit = conf_amount(i, 5, "credit_policy", key, NULL);
+		p->new_customer_days = ca_get_int32(i, 6, NULL);
+		p->new_customer_paid_orders = ca_get_int32(i, 7, NULL);
+		p->overdue_tolerance = conf_amount(i, 8, "credit_policy", key, NULL);
+		p->overdue_grace_days = ca_get_int32(i, 9, NULL);
+		p->max_return_rate = DatumGetFloat8(ca_get_datum(i, 10, NULL));
+		p->return_rate_min_orders = ca_get_int32(i, 11, NULL);
+		p->dunning_block_level = ca_get_int32(i, 12, NULL);
 	}
 
-	if (SPI_execute("SELECT code, settlement, channel_kinds::text[], round(min_amount * 10000)::bigint,"
-					" round(max_amount * 10000)::bigint FROM customer_account.payment_method ORDER BY sort_order, code",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read customer_account.payment_method");
-	nmethods = (int) SPI_processed;
-	methods = MemoryContextAllocZero(conf_cxt, sizeof(MethodConf) * Max(nmethods, 1));
-	for (int i = 0; i < nmethods; i++)
+	conf_query("SELECT code, settlement, channel_kinds::text[], min_amount, max_amount, format('code %L', code)"
+			   " FROM customer_account.payment_method ORDER BY sort_order, code", snap, "payment_method");
+	c->nmethods = (int) SPI_processed;
+	c->methods = MemoryContextAllocZero(cxt, sizeof(MethodConf) * Max(c->nmethods, 1));
+	for (int i = 0; i < c->nmethods; i++)
 	{
-		MethodConf *m = &methods[i];
+		MethodConf *m = &c->methods[i];
 		char	   *settlement = ca_get_text(i, 2);
+		char	   *key = ca_get_text(i, 6);
 		bool		n;
 		Datum		kinds = ca_get_datum(i, 3, &n);
 
-		copy_text(m->code, sizeof(m->code), i, 1, NULL);
+		m->code = conf_text(cxt, i, 1);
 		m->settlement = settlement[0] == 'c' ? 'c' : settlement[0] == 'p' ? 'p' : 'i';
 		m->all_kinds = n;
 		if (!n)
@@ -707,56 +851,95 @@ load_conf(void)
 					m->kinds[k] = true;
 			}
 		}
-		m->min_amount = ca_get_int64(i, 4, &n);
+		m->min_amount = conf_amount(i, 4, "payment_method", key, &n);
 		m->has_min = !n;
-		m->max_amount = ca_get_int64(i, 5, &n);
+		m->max_amount = conf_amount(i, 5, "payment_method", key, &n);
 		m->has_max = !n;
 	}
 
-	if (SPI_execute("SELECT code, kind::text, currency, payment_term_days FROM customer_account.channel",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read customer_account.channel");
-	nchannels = (int) SPI_processed;
-	channels = MemoryContextAllocZero(conf_cxt, sizeof(ChannelConf) * Max(nchannels, 1));
-	for (int i = 0; i < nchannels; i++)
+	conf_query("SELECT code, kind::text, currency, payment_term_days FROM customer_account.channel", snap, "channel");
+	c->nchannels = (int) SPI_processed;
+	c->channels = MemoryContextAllocZero(cxt, sizeof(ChannelConf) * Max(c->nchannels, 1));
+	for (int i = 0; i < c->nchannels; i++)
 	{
-		char		kind[16];
+		ChannelConf *ch = &c->channels[i];
 
-		copy_text(channels[i].code, sizeof(channels[i].code), i, 1, NULL);
-		copy_text(kind, sizeof(kind), i, 2, NULL);
-		channels[i].kind = kind_index(kind);
-		copy_text(channels[i].currency, sizeof(channels[i].currency), i, 3, NULL);
-		channels[i].payment_term_days = ca_get_int32(i, 4, NULL);
+		ch->code = conf_text(cxt, i, 1);
+		ch->kind = kind_index(ca_get_text(i, 2));
+		ch->currency = conf_text(cxt, i, 3);
+		ch->payment_term_days = ca_get_int32(i, 4, NULL);
 	}
-	ca_finish();
-	ca_restore_user(&oc);
 }
 
+/* build a complete new generation and install it; on error nothing changes */
 static void
+load_conf(void)
+{
+	uint64		invals_before = conf_invals;
+	MemoryContext cxt;
+	ConfCache  *c;
+	Snapshot	snap;
+	OwnerContext oc;
+
+	ensure_rels();
+
+	/*
+	 * Below the current transaction until complete: an error frees it with
+	 * the (sub)transaction, and the installed generation stays invalid.
+	 */
+	cxt = AllocSetContextCreate(CurTransactionContext, "customer_account config cache",
+								ALLOCSET_SMALL_SIZES);
+	c = MemoryContextAllocZero(cxt, sizeof(ConfCache));
+	c->cxt = cxt;
+
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ca_become_owner(&oc);
+	ca_connect();
+	read_conf(c, snap);
+	ca_finish();
+	ca_restore_user(&oc);
+	UnregisterSnapshot(snap);
+
+	/* complete: install it, and let the transaction free the old one */
+	MemoryContextSetParent(cxt, CacheMemoryContext);
+	if (conf != NULL)
+		MemoryContextSetParent(conf->cxt, TopTransactionContext);
+	conf = c;
+
+	/*
+	 * A change that committed while we read may be missing from our
+	 * snapshot: if one was announced meanwhile, read again next time.
+	 */
+	conf_valid = (conf_invals == invals_before);
+}
+
+/* the installed generation, reloaded first when a change was announced */
+static const ConfCache *
 ensure_conf(void)
 {
 	ensure_rels();
 	/* process pending invalidations, so a committed UPDATE is seen now */
 	AcceptInvalidationMessages();
-	if (!conf_valid)
+	if (!conf_valid || conf == NULL)
 		load_conf();
+	return conf;
 }
 
 const PolicyConf *
 ca_policy(void)
 {
-	ensure_conf();
-	return &policy_conf;
+	return &ensure_conf()->policy;
 }
 
 bool
 ca_segment_avg(const char *currency, double *avg)
 {
-	ensure_conf();
-	for (int i = 0; i < nsegments; i++)
-		if (strcmp(segments[i].currency, currency) == 0)
+	const ConfCache *c = ensure_conf();
+
+	for (int i = 0; i < c->nsegments; i++)
+		if (c->segments[i].currency != NULL && strcmp(c->segments[i].currency, currency) == 0)
 		{
-			*avg = segments[i].avg;
+			*avg = c->segments[i].avg;
 			return true;
 		}
 	return false;
@@ -765,19 +948,20 @@ ca_segment_avg(const char *currency, double *avg)
 const CreditPolicyConf *
 ca_credit_policy(int kind, const char *group, const char *currency)
 {
-	ensure_conf();
-	/* rows are ordered most specific first: the first match wins */
-	for (int i = 0; i < ncredit_policies; i++)
-	{
-		const CreditPolicyConf *c = &credit_policies[i];
+	const ConfCache *c = ensure_conf();
 
-		if (!c->any_kind && (kind < 0 || strcmp(c->kind, ca_channel_kind_names[kind]) != 0))
+	/* rows are ordered most specific first: the first match wins */
+	for (int i = 0; i < c->ncredit_policies; i++)
+	{
+		const CreditPolicyConf *p = &c->credit_policies[i];
+
+		if (!p->any_kind && (kind < 0 || p->kind != kind))
 			continue;
-		if (!c->any_group && (group == NULL || strcmp(c->group, group) != 0))
+		if (!p->any_group && (group == NULL || strcmp(p->group, group) != 0))
 			continue;
-		if (!c->any_currency && strcmp(c->currency, currency) != 0)
+		if (!p->any_currency && strcmp(p->currency, currency) != 0)
 			continue;
-		return c;
+		return p;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIG_FILE_ERROR),
@@ -790,18 +974,28 @@ ca_credit_policy(int kind, const char *group, const char *currency)
 const MethodConf *
 ca_methods(int *n)
 {
-	ensure_conf();
-	*n = nmethods;
-	return methods;
+	const ConfCache *c = ensure_conf();
+
+	*n = c->nmethods;
+	return c->methods;
 }
 
 const ChannelConf *
 ca_channel(const char *code)
 {
-	ensure_conf();
-	for (int i = 0; i < nchannels; i++)
-		if (strcmp(channels[i].code, code) == 0)
-			return &channels[i];
+	const ConfCache *c = ensure_conf();
+
+	for (int i = 0; i < c->nchannels; i++)
+		if (strcmp(c->channels[i].code, code) == 0)
+		{
+			const ChannelConf *ch = &c->channels[i];
+
+			if (ch->kind < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("channel \"%s\" has a kind this version of customer_account does not know", code)));
+			return ch;
+		}
 	ereport(ERROR,
 			(errcode(ERRCODE_CA_UNKNOWN),
 			 errmsg("unknown channel \"%s\"", code),
@@ -812,11 +1006,18 @@ ca_channel(const char *code)
 int64
 ca_conf_to_units(int64 conf_amount, int minor)
 {
-	/* round half away from zero to the minor unit */
-	int64		div = pow10_int64(4 - Min(minor, 4));
-	int64		q = conf_amount / div;
-	int64		r = conf_amount % div;
+	int64		div;
+	int64		q;
+	int64		r;
 
+	/* ISO 4217 knows 0 to 4 minor digits; amounts are bounded at load */
+	if (minor < 0 || minor > 4 || conf_amount < -CA_CONF_AMOUNT_MAX * 10000
+		|| conf_amount > CA_CONF_AMOUNT_MAX * 10000)
+		elog(ERROR, "configuration amount " INT64_FORMAT " with %d minor digits out of range", conf_amount, minor);
+	/* round half away from zero to the minor unit */
+	div = pow10_int64(4 - minor);
+	q = conf_amount / div;
+	r = conf_amount % div;
 	if (2 * (r < 0 ? -r : r) >= div)
 		q += conf_amount < 0 ? -1 : 1;
 	return q;

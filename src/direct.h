@@ -29,7 +29,7 @@ typedef struct CustomerRow
 	int64		limit_units;
 	int32		limit_code;
 	bool		has_group;
-	char		group[64];
+	char	   *group;			/* palloc'd, any length; NULL when none */
 } CustomerRow;
 
 typedef struct StateRow
@@ -71,8 +71,10 @@ typedef struct ItemSums
 
 /* RA002 when unknown; fills row (merged customers are reported, not raised) */
 extern void ca_read_customer(int64 customer_id, Snapshot snap, CustomerRow *row);
-/* the state rows of a customer, all currencies or one; returns how many */
+/* the state rows of a customer, all currencies or one; returns how many (more than max: an error) */
 extern int	ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow *rows, int max);
+/* every state row of a customer, however many currencies (palloc'd) */
+extern StateRow *ca_read_all_states(int64 customer_id, Snapshot snap, int *n);
 extern void ca_read_periods(int64 customer_id, const char *currency, DateADT after, DateADT upto,
 							Snapshot snap, PeriodSums *sums);
 /* unsettled items; only_due_before: stop at the cut-off (overdue only) */
@@ -97,7 +99,15 @@ typedef struct OwnerContext
 extern void ca_become_owner(OwnerContext *oc);
 extern void ca_restore_user(OwnerContext *oc);
 
-/* configuration, cached per backend; amounts in 1/10000 of a major unit */
+/*
+ * configuration, cached per backend; amounts in 1/10000 of a major unit,
+ * names palloc'd in the cache (any length).  A pointer returned by the
+ * functions below stays valid until the end of the transaction.
+ */
+
+/* the largest amount of a configuration table, in major units (CHECK bounds) */
+#define CA_CONF_AMOUNT_MAX	INT64CONST(1000000000000)
+
 typedef struct PolicyConf
 {
 	int32		new_customer_days;
@@ -108,11 +118,11 @@ typedef struct PolicyConf
 typedef struct CreditPolicyConf
 {
 	bool		any_kind;
-	char		kind[16];
+	int			kind;			/* index into ca_channel_kind_names, -1 unknown */
 	bool		any_group;
-	char		group[64];
+	char	   *group;
 	bool		any_currency;
-	char		currency[4];
+	char	   *currency;
 	int64		credit_limit;
 	int64		first_order_limit;
 	int32		new_customer_days;
@@ -126,7 +136,7 @@ typedef struct CreditPolicyConf
 
 typedef struct MethodConf
 {
-	char		code[64];
+	char	   *code;
 	char		settlement;		/* 'c' credit, 'p' prepaid, 'i' immediate */
 	bool		all_kinds;
 	bool		kinds[CHANNEL_KINDS];
@@ -138,9 +148,9 @@ typedef struct MethodConf
 
 typedef struct ChannelConf
 {
-	char		code[64];
+	char	   *code;
 	int			kind;			/* index into ca_channel_kind_names */
-	char		currency[4];
+	char	   *currency;
 	int32		payment_term_days;
 } ChannelConf;
 
@@ -150,7 +160,7 @@ extern const CreditPolicyConf *ca_credit_policy(int kind, const char *group, con
 extern const MethodConf *ca_methods(int *n);
 extern const ChannelConf *ca_channel(const char *code);
 
-/* 1/10000 major units -> minor units of a currency */
+/* 1/10000 major units -> minor units of a currency (0 to 4 digits) */
 extern int64 ca_conf_to_units(int64 conf_amount, int minor);
 
 #endif

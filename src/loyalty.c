@@ -29,8 +29,10 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
@@ -39,11 +41,12 @@
 #include "direct.h"
 #include "loyalty.h"
 #include "loyalty_cache.h"
+#include "loyalty_int.h"
 #include "money.h"
 #include "payment.h"
 #include "posting.h"
+#include "restore.h"
 #include "spi_util.h"
-#include "loyalty_int.h"
 
 static SPIPlanPtr plan_order_facts;
 static SPIPlanPtr plan_credit;
@@ -95,60 +98,97 @@ typedef struct OrderIn
 	bool		delivered;
 	TimestampTz delivered_at;
 	bool		cancelled;
+	bool		restored;		/* booked by an earlier transaction: pg_restore loading lines */
 	int64		total;
 } OrderIn;
 
 /*
- * The orders booked in this transaction, as post_order saw them, so that
- * their lines (inserted right after) are credited without reading the
- * order again.  A hit is trusted only while the booking (sub)transaction
- * is alive; a miss reads the orders of the whole chunk in one query.
+ * The orders post_order booked in this transaction while loyalty was on,
+ * with their facts, so that their lines (inserted right after) are
+ * credited without reading the order again, and so that lines of any other
+ * order earn nothing: lines pg_restore loads for restored orders (their
+ * lots are restored too), lines of orders booked before the programme had
+ * terms.  A hit is trusted only while the booking (sub)transaction is
+ * alive.  The table lives in the transaction's memory; past RECENT_MAX
+ * orders (or with an order number too long for its key) a transaction
+ * reads the orders of each chunk of lines instead, and leaves out those
+ * booked by an earlier transaction (restored).
  */
-#define RECENT_ORDERS 16
+#define RECENT_KEY 64
+#define RECENT_MAX 100000
 typedef struct RecentOrder
 {
+	char		order_no[RECENT_KEY];	/* the hash key */
 	TransactionId xid;
-	char		order_no[64];
 	char		channel[64];
 	OrderIn		facts;			/* order_no and channel point into this entry */
 } RecentOrder;
-static RecentOrder recent_orders[RECENT_ORDERS];
-static int	recent_next = 0;
+static HTAB *recent = NULL;
+static LocalTransactionId recent_lxid = InvalidLocalTransactionId;
+static bool recent_incomplete = false;
+
+/* this transaction's table of booked orders; NULL when none yet and !create */
+static HTAB *
+recent_table(bool create)
+{
+	HASHCTL		ctl;
+
+	if (recent != NULL && recent_lxid == MyProc->lxid)
+		return recent;
+	recent = NULL;
+	recent_incomplete = false;
+	if (!create)
+		return NULL;
+	ctl.keysize = RECENT_KEY;
+	ctl.entrysize = sizeof(RecentOrder);
+	ctl.hcxt = TopTransactionContext;
+	recent = hash_create("customer_account loyalty orders", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	recent_lxid = MyProc->lxid;
+	return recent;
+}
 
 /* the order booked in this transaction under that number, or NULL */
 static RecentOrder *
 recent_order(const char *order_no)
 {
-	for (int i = 0; i < RECENT_ORDERS; i++)
-	{
-		RecentOrder *r = &recent_orders[i];
+	HTAB	   *t = recent_table(false);
+	RecentOrder *r;
 
-		if (TransactionIdIsValid(r->xid) && strcmp(r->order_no, order_no) == 0
-			&& TransactionIdIsCurrentTransactionId(r->xid))
-			return r;
-	}
+	if (t == NULL || strlen(order_no) >= RECENT_KEY)
+		return NULL;
+	r = hash_search(t, order_no, HASH_FIND, NULL);
+	if (r != NULL && TransactionIdIsCurrentTransactionId(r->xid))
+		return r;
 	return NULL;
 }
 
-/* keep an order's facts for its lines (long numbers are read again instead) */
+/* keep an order's facts for its lines */
 static void
 remember_order(const OrderIn *o)
 {
-	RecentOrder *r = recent_order(o->order_no);
+	HTAB	   *t = recent_table(true);
+	RecentOrder *r;
 
-	if (strlen(o->order_no) >= sizeof(r->order_no) || strlen(o->channel) >= sizeof(r->channel))
-		return;
-	if (r == NULL)
+	if (strlen(o->order_no) >= RECENT_KEY || strlen(o->channel) >= sizeof(r->channel)
+		|| hash_get_num_entries(t) >= RECENT_MAX)
 	{
-		r = &recent_orders[recent_next];
-		recent_next = (recent_next + 1) % RECENT_ORDERS;
+		recent_incomplete = true;
+		return;
 	}
+	r = hash_search(t, o->order_no, HASH_ENTER, NULL);
 	r->xid = GetCurrentTransactionId();
-	strlcpy(r->order_no, o->order_no, sizeof(r->order_no));
 	strlcpy(r->channel, o->channel, sizeof(r->channel));
 	r->facts = *o;
 	r->facts.order_no = r->order_no;
 	r->facts.channel = r->channel;
+}
+
+/* true when every order booked in this transaction is in the table */
+static bool
+recent_complete(void)
+{
+	(void) recent_table(false);
+	return !recent_incomplete;
 }
 
 /* a cancellation before the lines arrived: they earn nothing */
@@ -241,7 +281,8 @@ read_line(TupleTableSlot *slot, const LineAtts *a, LineIn *l)
 
 /*
  * The orders of a chunk of lines (sorted by number, as the lines are):
- * those booked just now from memory, the others in one query that sees
+ * those booked in this transaction from memory; when the memory holds them
+ * all, the others earn nothing; else they are read in one query that sees
  * every order written so far in this transaction, this statement included.
  */
 static void
@@ -268,7 +309,7 @@ fetch_orders(OrderIn *orders, int norders, MemoryContext cxt)
 		a = accumArrayResult(a, CStringGetTextDatum(orders[i].order_no), false, TEXTOID, cxt);
 		missing++;
 	}
-	if (missing == 0)
+	if (missing == 0 || recent_complete())
 		return;
 	values[0] = makeArrayResult(a, cxt);
 	ca_prepare(&plan_order_facts,
@@ -295,6 +336,13 @@ fetch_orders(OrderIn *orders, int norders, MemoryContext cxt)
 		o->delivered = !n;
 		o->cancelled = ca_get_bool(r, 7, NULL);
 		o->total = ca_get_int64(r, 8, NULL);
+
+		/*
+		 * Lines of an order booked by an earlier transaction are restored
+		 * ones (see restore.c): their lots are restored too, and crediting
+		 * them anew under today's rules could earn twice.
+		 */
+		o->restored = ca_order_posted_earlier(o->order_no);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -426,7 +474,7 @@ credit_lines(const LoyaltyPolicy *p, LineIn *lines, int n, MemoryContext cxt)
 		LoyaltyOrderFacts of;
 		const char *tier = NULL;
 
-		if (o->found && !o->cancelled)
+		if (o->found && !o->cancelled && !o->restored)
 		{
 			ch = ca_loyalty_channel(o->channel);
 			t = lr_terms(p, ch->currency);
@@ -583,15 +631,13 @@ reactivation_facts(const LoyaltyReactivationRule *r, int64 customer_id, const ch
 static bool
 source_purchase_since(int64 customer_id, const LoyaltyReactivationRule *r, TimestampTz placed_at)
 {
-	StateRow	rows[8];
+	StateRow   *rows;
 	int			n;
 	TimestampTz since = placed_at - (TimestampTz) r->within_days * USECS_PER_DAY;
 
 	if (r->min_purchases <= 0)
 		return true;
-	n = ca_read_states(customer_id, NULL, GetLatestSnapshot(), rows, lengthof(rows));
-	if (n == lengthof(rows))
-		return true;			/* more currencies than read: let the query decide */
+	rows = ca_read_all_states(customer_id, GetLatestSnapshot(), &n);
 	for (int i = 0; i < n; i++)
 		if (rows[i].has_last[r->source_kind] && rows[i].last[r->source_kind] >= since)
 			return true;

@@ -22,6 +22,7 @@
 
 #include "currency.h"
 #include "direct.h"
+#include "input.h"
 #include "money.h"
 #include "payment.h"
 #include "payment_rules.h"
@@ -78,7 +79,7 @@ payment_gather_facts(int64 customer_id, const char *currency, const char *channe
 	memset(f, 0, sizeof(*f));
 	f->order_total = total;
 	f->blocked = c.blocked;
-	f->account_age_days = at > c.since ? (int32) ((at - c.since) / USECS_PER_DAY) : 0;
+	f->account_age_days = at > c.since ? ca_days_between(at, c.since, "age of the customer account") : 0;
 	f->has_explicit_limit = c.has_limit && c.limit_code == code;
 	f->explicit_limit = f->has_explicit_limit ? c.limit_units : 0;
 
@@ -107,7 +108,9 @@ payment_gather_facts(int64 customer_id, const char *currency, const char *channe
 			ItemSums	items;
 
 			ca_read_items(customer_id, currency, at,
-						  at - (TimestampTz) pol->overdue_grace_days * USECS_PER_DAY, false, snap, &items);
+						  ca_add_days(at, -(int64) pol->overdue_grace_days,
+									  "overdue cut-off of the credit policy's overdue_grace_days", NULL),
+						  false, snap, &items);
 			f->exposure = items.exposure;
 			f->overdue = items.overdue_undisputed;
 		}

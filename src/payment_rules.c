@@ -13,6 +13,8 @@
  */
 #include "postgres.h"
 
+#include "common/int.h"
+
 #include "payment_rules.h"
 
 double
@@ -59,7 +61,12 @@ decide_payment_method(const PaymentMethodInfo *m, const PaymentFacts *f, const P
 		&& return_rate(f->purchased_12m, f->returned_12m) > p->max_return_rate)
 		return "frequent_returner";
 
-	exposure_after = f->exposure + f->order_total;
+	if (pg_add_s64_overflow(f->exposure, f->order_total, &exposure_after))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("open receivables plus the order total are out of range"),
+				 errdetail("Open receivables of " INT64_FORMAT " and an order of " INT64_FORMAT
+						   " minor units do not sum within 64 bits.", f->exposure, f->order_total)));
 	if (is_new_customer(f, p) && exposure_after > p->first_order_limit)
 		return "new_customer_limit";
 	if (exposure_after > (f->has_explicit_limit ? f->explicit_limit : p->default_credit_limit))

@@ -35,10 +35,12 @@
 
 #include "currency.h"
 #include "direct.h"
+#include "input.h"
 #include "loyalty.h"
 #include "money.h"
 #include "payment.h"
 #include "posting.h"
+#include "restore.h"
 #include "spi_util.h"
 
 /* set while merge_customers() moves rows, so the order guard lets it */
@@ -182,6 +184,48 @@ fetch_locked_state(int64 customer_id, const char *currency, AccountState *st)
 	return true;
 }
 
+/* RA002: customer_id was merged into merged_into */
+static void
+merged_error(int64 customer_id, int64 merged_into)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CA_UNKNOWN),
+			 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT, customer_id, merged_into),
+			 errhint("Use the surviving customer " INT64_FORMAT ".", merged_into)));
+}
+
+static SPIPlanPtr plan_lock_customer;
+
+/*
+ * Hold the customer row FOR SHARE before creating an account row for it.
+ * A merge holds both customer rows FOR NO KEY UPDATE, which conflicts: so
+ * either the merge waits for this transaction and then moves the new row
+ * with the others, or this waits for the merge and, seeing the customer
+ * merged, refuses with RA002.  Without it, a first booking in a new
+ * currency could land on a customer being merged away and stay there.
+ */
+static void
+lock_customer_share(int64 customer_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(customer_id)};
+	bool		isnull;
+	int64		into;
+
+	ca_prepare(&plan_lock_customer,
+			   "SELECT merged_into FROM customer_account.customer WHERE customer_id = $1 FOR SHARE",
+			   1, types);
+	ca_execute(plan_lock_customer, values, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CA_UNKNOWN),
+				 errmsg("unknown customer " INT64_FORMAT, customer_id)));
+	into = ca_get_int64(0, 1, &isnull);
+	SPI_freetuptable(SPI_tuptable);
+	if (!isnull)
+		merged_error(customer_id, into);
+}
+
 /*
  * Lock the account state row of (customer, currency), creating it on first
  * use.  Everything a writer decides (credit limit, returnable quantity) is
@@ -195,7 +239,13 @@ lock_account(int64 customer_id, const char *currency, AccountState *st)
 	Datum		values[2];
 
 	if (fetch_locked_state(customer_id, currency, st))
+	{
+		/* a merge that held this row may have committed while we waited */
+		check_customer(customer_id);
 		return;
+	}
+	/* the first booking in this currency: exclude a merge of the customer */
+	lock_customer_share(customer_id);
 	ca_prepare(&plan_insert_state,
 			   "INSERT INTO customer_account.account_state (customer_id, currency)"
 			   " VALUES ($1, $2) ON CONFLICT (customer_id, currency) DO NOTHING",
@@ -527,6 +577,60 @@ apply_money(int64 customer_id, const char *currency, const char *order_no, int64
 	return applied;
 }
 
+static SPIPlanPtr plan_items_overdue;
+
+/*
+ * Settle items with money that is not a payment (a return's credit note):
+ * the unsettled items of order_no, or, with order_no NULL, the undisputed
+ * receivables due before due_before, oldest first.  ref names the return
+ * in the item applications.  Returns what was applied; counts the orders
+ * whose items were paid off.
+ */
+int64
+ca_settle_items(int64 customer_id, const char *currency, const char *order_no, TimestampTz due_before,
+				int64 amount, TimestampTz at, const char *ref, int32 *orders_paid)
+{
+	ItemRow    *rows;
+	int			n;
+	int64		applied = 0;
+
+	if (order_no != NULL)
+		rows = fetch_items(customer_id, currency, order_no, &n);
+	else
+	{
+		Oid			types[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
+		Datum		values[3];
+
+		ca_prepare(&plan_items_overdue,
+				   "SELECT item_id, open, order_no IS NOT NULL FROM customer_account.open_item"
+				   " WHERE customer_id = $1 AND currency = $2 AND settled_at IS NULL AND NOT disputed"
+				   " AND kind <> 'prepayment' AND due_at < $3 ORDER BY due_at, item_id FOR UPDATE",
+				   3, types);
+		values[0] = Int64GetDatum(customer_id);
+		values[1] = CStringGetTextDatum(currency);
+		values[2] = TimestampTzGetDatum(due_before);
+		ca_execute(plan_items_overdue, values, NULL, false, 0);
+		n = (int) SPI_processed;
+		rows = palloc(sizeof(ItemRow) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+		{
+			rows[i].item_id = ca_get_int64(i, 1, NULL);
+			rows[i].open = ca_get_int64(i, 2, NULL);
+			rows[i].is_order = ca_get_bool(i, 3, NULL);
+		}
+	}
+	for (int i = 0; i < n && applied < amount; i++)
+	{
+		int64		take = Min(rows[i].open, amount - applied);
+
+		apply_to_item(customer_id, rows[i].item_id, take, at, ref);
+		applied += take;
+		if (take == rows[i].open && rows[i].is_order)
+			(*orders_paid)++;
+	}
+	return applied;
+}
+
 /* ------------------------------------------------------------------------
  * orders
  * ------------------------------------------------------------------------
@@ -633,6 +737,25 @@ recent_order(const char *order_no)
 	return NULL;
 }
 
+/*
+ * The times of a new order: placed_at in the accepted range, and a delivery
+ * (a till hands the goods over at once) in range and not before placed_at.
+ */
+static void
+check_order_times(HeapTuple tup, TupleDesc td, const char *order_no, TimestampTz placed_at)
+{
+	bool		isnull;
+	TimestampTz at;
+
+	ca_check_event_time(placed_at, "placed_at", "order", order_no);
+	at = DatumGetTimestampTz(tuple_datum(tup, td, "delivered_at", &isnull));
+	if (!isnull)
+	{
+		ca_check_event_time(at, "delivered_at", "order", order_no);
+		ca_check_not_before_placed(at, placed_at, "delivered", order_no);
+	}
+}
+
 static void
 post_order(HeapTuple tup, TupleDesc td)
 {
@@ -650,6 +773,10 @@ post_order(HeapTuple tup, TupleDesc td)
 	LedgerEntry e = {0};
 	bool		not_cancelled;
 
+	/* restored with its ledger entries (pg_restore): it is booked already */
+	if (ca_order_already_posted(tup, td))
+		return;
+
 	/* delivered_at given on insert is fine (handed over at the till); cancelled is not */
 	(void) tuple_datum(tup, td, "cancelled_at", &not_cancelled);
 	if (!not_cancelled)
@@ -659,6 +786,7 @@ post_order(HeapTuple tup, TupleDesc td)
 				 errhint("Insert the order, then cancel it with customer_account.cancel_order().")));
 
 	check_customer(customer_id);
+	check_order_times(tup, td, order_no, placed_at);
 	load_order_facts(channel, method, &f);
 	if (strcmp(f.channel_currency, currency) != 0)
 		ereport(ERROR,
@@ -739,7 +867,7 @@ post_order(HeapTuple tup, TupleDesc td)
 	else
 	{
 		bool		prepaid = strcmp(f.settlement, "prepaid") == 0;
-		TimestampTz due = placed_at + (TimestampTz) f.payment_term_days * USECS_PER_DAY;
+		TimestampTz due = ca_add_days(placed_at, f.payment_term_days, "due date of order", order_no);
 
 		e.open_delta = total->units;
 		book_entry(&e);
@@ -753,6 +881,9 @@ post_order(HeapTuple tup, TupleDesc td)
 		}
 	}
 	apply_delta(customer_id, currency, &d);
+	/* the UPDATE above took the lock: a merge may have committed while it waited */
+	if (!f.needs_lock)
+		check_customer(customer_id);
 	remember_order(order_no, customer_id, total->code);
 	/* loyalty: the reactivation credit (points are credited when the lines arrive) */
 	{
@@ -883,6 +1014,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 	CurrencyAmount *amount = DatumGetCurrencyAmountP(tuple_datum(tup, td, "amount", &isnull));
 	TimestampTz received_at = DatumGetTimestampTz(tuple_datum(tup, td, "received_at", &isnull));
 	char	   *currency = currency_text(amount);
+	const ChannelConf *ch;
 	char	   *channel_kind;
 	AccountState st;
 	AccountDelta d = {0};
@@ -891,6 +1023,10 @@ post_payment(HeapTuple tup, TupleDesc td)
 	int32		orders_paid = 0;
 	Datum		values[2];
 
+	/* restored with its ledger entries (pg_restore): it is booked already */
+	if (ca_payment_already_posted(tup, td))
+		return;
+
 	if (amount->units <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -898,7 +1034,9 @@ post_payment(HeapTuple tup, TupleDesc td)
 						currency_amount_to_cstring(amount)),
 				 errhint("Money paid out to the customer is a refund, not a negative payment.")));
 	check_customer(customer_id);
-	channel_kind = (char *) ca_channel_kind_names[ca_channel(channel)->kind];
+	ca_check_event_time(received_at, "received_at", "payment", payment_ref);
+	ch = ca_channel(channel);
+	channel_kind = (char *) ca_channel_kind_names[ch->kind];
 	if (order_no != NULL)
 	{
 		Oid			types[1] = {TEXTOID};
@@ -923,6 +1061,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 					 errmsg("cannot apply payment in %s to order \"%s\" in %s", currency, order_no,
 							ca_get_text(0, 2))));
 	}
+	ca_check_payment_method(payment_ref, ch, channel, method, currency);
 
 	lock_account(customer_id, currency, &st);
 	applied = apply_money(customer_id, currency, order_no, amount->units, received_at, payment_ref, &orders_paid);
@@ -958,6 +1097,7 @@ post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, con
 	AccountState st;
 	AccountDelta d = {0};
 	LedgerEntry e = {0};
+	TimestampTz due;
 
 	lock_account(customer_id, currency, &st);
 	e.customer_id = customer_id;
@@ -968,12 +1108,13 @@ post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, con
 	e.event_at = at;
 	e.note = note;
 	book_entry(&e);
-	insert_item(customer_id, currency, "fee", NULL, fee, at, at + 14 * USECS_PER_DAY);
+	due = ca_add_days(at, 14, "due date of a dunning fee", NULL);
+	insert_item(customer_id, currency, "fee", NULL, fee, at, due);
 	d.balance = fee;
 	d.open = fee;
 	d.event_at = at;
 	d.has_new_due = true;
-	d.new_due_at = at + 14 * USECS_PER_DAY;
+	d.new_due_at = due;
 	apply_delta(customer_id, currency, &d);
 }
 
@@ -998,6 +1139,31 @@ refuse_change(const char *what, const char *key, const char *hint)
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("%s \"%s\" cannot be changed", what, key),
 			 errhint("%s", hint)));
+}
+
+/* a delivery or cancellation set by an UPDATE: in range, not before placed_at */
+static void
+check_order_change_times(HeapTuple new, TupleDesc td, const char *order_no,
+						 bool old_deliv_null, bool old_cancel_null)
+{
+	bool		isnull;
+	bool		deliv_null;
+	TimestampTz placed_at = DatumGetTimestampTz(tuple_datum(new, td, "placed_at", &isnull));
+	TimestampTz at;
+
+	at = DatumGetTimestampTz(tuple_datum(new, td, "delivered_at", &deliv_null));
+	if (old_deliv_null && !deliv_null)
+	{
+		ca_check_event_time(at, "delivered_at", "order", order_no);
+		ca_check_not_before_placed(at, placed_at, "delivered", order_no);
+	}
+	/* (a delivered order is not cancelled at all: the caller says so) */
+	at = DatumGetTimestampTz(tuple_datum(new, td, "cancelled_at", &isnull));
+	if (old_cancel_null && !isnull && deliv_null)
+	{
+		ca_check_event_time(at, "cancelled_at", "order", order_no);
+		ca_check_not_before_placed(at, placed_at, "cancelled", order_no);
+	}
 }
 
 /*
@@ -1053,6 +1219,7 @@ orders_post(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_CA_REFUSED),
 					 errmsg("order \"%s\" is cancelled and cannot be delivered", order_no)));
+		check_order_change_times(new, td, order_no, old_deliv_null, old_cancel_null);
 		if (old_cancel_null && !new_cancel_null)
 		{
 			if (!new_deliv_null)
@@ -1074,7 +1241,9 @@ orders_post(PG_FUNCTION_ARGS)
 /*
  * order_line: BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW.
  * Lines belong to an order booked in the same transaction; they carry the
- * order's customer and currency; they never change afterwards.
+ * order's customer and currency; they never change afterwards.  The one
+ * exception is an order restored by pg_restore, whose lines come in the
+ * next transaction (see restore.c).
  */
 
 PG_FUNCTION_INFO_V1(order_line_check);
@@ -1134,7 +1303,8 @@ order_line_check(PG_FUNCTION_ARGS)
 					 errmsg("unknown order \"%s\"", order_no)));
 		if (total.code != price->code)
 			check_same_currency(total.code, price->code, "book");
-		if (!TransactionIdIsCurrentTransactionId(xmin))
+		if (!ca_order_booked_in_this_transaction(order_no, xmin)
+			&& !ca_restored_order_takes_line(order_no, &total, price, qty))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("order \"%s\" was booked in an earlier transaction; its lines are final", order_no),
@@ -1166,7 +1336,8 @@ have_order:
 
 /*
  * order_total_check: a deferred constraint trigger on orders.  At commit,
- * the order's total equals the sum of its lines.
+ * the order's total equals the sum of its lines, unless the order was
+ * restored onto a ledger that booked it earlier (its lines follow).
  */
 PG_FUNCTION_INFO_V1(order_total_check);
 Datum
@@ -1185,7 +1356,7 @@ order_total_check(PG_FUNCTION_ARGS)
 	if (!ca_read_order(order_no, snap, &customer_id, &total, &xmin))
 		return PointerGetDatum(NULL);	/* rolled back to a savepoint */
 	n = ca_sum_order_lines(order_no, snap, total.code, &sum);
-	if (sum != total.units || n == 0)
+	if ((sum != total.units || n == 0) && !ca_order_posted_earlier(order_no))
 	{
 		char		iso[4];
 
@@ -1253,86 +1424,183 @@ exec_sql(const char *sql, int64 a, int64 b)
 		elog(ERROR, "merge statement failed: %s", sql);
 }
 
+/*
+ * Lock the two customer rows of a merge in id order and check them under
+ * the lock.  FOR NO KEY UPDATE does not block the FOR KEY SHARE locks that
+ * foreign-key checks of concurrent orders and payments take.  In READ
+ * COMMITTED a locking read returns the newest version of a row it had to
+ * wait for, so a merge that committed meanwhile is seen here.
+ */
+static void
+lock_merge_customers(int64 survivor, int64 duplicate)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(survivor), Int64GetDatum(duplicate)};
+	bool		seen_survivor = false;
+	bool		seen_duplicate = false;
+
+	if (SPI_execute_with_args("SELECT customer_id, merged_into FROM customer_account.customer"
+							  " WHERE customer_id IN ($1, $2) ORDER BY customer_id FOR NO KEY UPDATE",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock customers");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = ca_get_int64(i, 1, NULL);
+		int64		into = ca_get_int64(i, 2, &isnull);
+
+		if (!isnull)
+			merged_error(id, into);
+		seen_survivor |= (id == survivor);
+		seen_duplicate |= (id == duplicate);
+	}
+	if (!seen_survivor || !seen_duplicate)
+		ereport(ERROR,
+				(errcode(ERRCODE_CA_UNKNOWN),
+				 errmsg("unknown customer " INT64_FORMAT, seen_survivor ? duplicate : survivor)));
+}
+
+/* the duplicate's account rows, as locked */
+typedef struct MergeRow
+{
+	char	   *currency;
+	AccountState st;
+} MergeRow;
+
+/*
+ * Lock the account rows of one customer of a merge, by currency; when it
+ * is the duplicate, its orders first (cancel_order locks an order before
+ * the account row) and its rows are returned.
+ */
+static MergeRow *
+lock_merge_accounts(int64 customer_id, int64 duplicate, int *n)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(customer_id), Int64GetDatum(duplicate)};
+	MergeRow   *rows;
+
+	if (customer_id == duplicate
+		&& SPI_execute_with_args("SELECT 1 FROM customer_account.orders WHERE customer_id = $1"
+								 " ORDER BY order_no FOR NO KEY UPDATE", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the orders of customer " INT64_FORMAT, customer_id);
+	/* the survivor's rows of the duplicate's currencies exist already (see merge_customers) */
+	if (SPI_execute_with_args("SELECT currency, balance, open_amount, store_credit, lifetime_revenue,"
+							  " lifetime_returned, orders_count, paid_orders, last_event_at"
+							  " FROM customer_account.account_state WHERE customer_id = $1"
+							  " AND currency IN (SELECT currency FROM customer_account.account_state WHERE customer_id = $2)"
+							  " ORDER BY currency FOR UPDATE",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the accounts of customer " INT64_FORMAT, customer_id);
+	*n = (int) SPI_processed;
+	rows = palloc0(sizeof(MergeRow) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+	{
+		bool		isnull;
+
+		rows[i].currency = ca_get_text(i, 1);
+		rows[i].st.balance = ca_get_int64(i, 2, NULL);
+		rows[i].st.open_amount = ca_get_int64(i, 3, NULL);
+		rows[i].st.store_credit = ca_get_int64(i, 4, NULL);
+		rows[i].st.lifetime_revenue = ca_get_int64(i, 5, NULL);
+		rows[i].st.lifetime_returned = ca_get_int64(i, 6, NULL);
+		rows[i].st.orders_count = ca_get_int32(i, 7, NULL);
+		rows[i].st.paid_orders = ca_get_int32(i, 8, NULL);
+		rows[i].st.last_event_at = ca_get_timestamptz(i, 9, &isnull);
+		rows[i].st.has_last_event = !isnull;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return rows;
+}
+
+/*
+ * merge_customers(survivor, duplicate): the duplicate's books, items,
+ * orders, payments and identities move to the survivor.
+ *
+ * Lock order, the same as every other writer's: the two customer rows by
+ * id; then per customer by id, the duplicate's orders and the account rows
+ * by currency.  Everything is decided after the locks.
+ */
 PG_FUNCTION_INFO_V1(merge_customers);
 Datum
 merge_customers(PG_FUNCTION_ARGS)
 {
 	int64		survivor = PG_GETARG_INT64(0);
 	int64		duplicate = PG_GETARG_INT64(1);
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		values[2] = {Int64GetDatum(survivor), Int64GetDatum(duplicate)};
-	int			ncur;
-	char	  **currencies;
+	MergeRow   *dup_rows = NULL;
+	int			ndup = 0;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
 	if (survivor == duplicate)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot merge customer " INT64_FORMAT " with itself", survivor)));
 	ca_connect();
+	/* early answers without locks; the binding check is made under the locks */
 	check_customer(survivor);
 	check_customer(duplicate);
+	lock_merge_customers(survivor, duplicate);
 
-	/* lock both customers in a fixed order (lower id first): no deadlock */
-	if (SPI_execute_with_args("SELECT 1 FROM customer_account.customer WHERE customer_id IN ($1, $2)"
-							  " ORDER BY customer_id FOR UPDATE", 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock customers");
-	if (SPI_execute_with_args("SELECT currency FROM (SELECT DISTINCT currency FROM customer_account.account_state"
-							  " WHERE customer_id IN ($1, $2)) c ORDER BY currency", 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read currencies");
-	ncur = (int) SPI_processed;
-	currencies = palloc(sizeof(char *) * Max(ncur, 1));
-	for (int i = 0; i < ncur; i++)
-		currencies[i] = ca_get_text(i, 1);
-
-	for (int i = 0; i < ncur; i++)
+	/*
+	 * The survivor gets a row for each currency of the duplicate.  Nobody
+	 * else can be creating one: a first booking in a currency holds the
+	 * customer row FOR SHARE (lock_account), which our lock excludes.
+	 */
+	exec_sql("INSERT INTO customer_account.account_state (customer_id, currency)"
+			 " SELECT $1, currency FROM customer_account.account_state WHERE customer_id = $2"
+			 " ON CONFLICT (customer_id, currency) DO NOTHING", survivor, duplicate);
+	for (int pass = 0; pass < 2; pass++)
 	{
-		AccountState a,
-					b;
-		AccountState *first,
-				   *second;
+		int64		id = (pass == 0) ? Min(survivor, duplicate) : Max(survivor, duplicate);
+		int			n;
+		MergeRow   *rows = lock_merge_accounts(id, duplicate, &n);
+
+		if (id == duplicate)
+		{
+			dup_rows = rows;
+			ndup = n;
+		}
+	}
+
+	for (int i = 0; i < ndup; i++)
+	{
+		AccountState *b = &dup_rows[i].st;
 		LedgerEntry e = {0};
 		AccountDelta d = {0};
-		TimestampTz now = GetCurrentTransactionStartTimestamp();
-
-		first = survivor < duplicate ? &a : &b;
-		second = survivor < duplicate ? &b : &a;
-		lock_account(Min(survivor, duplicate), currencies[i], first);
-		lock_account(Max(survivor, duplicate), currencies[i], second);
-		/* a: survivor, b: duplicate */
 
 		/* the duplicate's books move by a transfer pair, keeping both ledgers whole */
-		e.currency = currencies[i];
+		e.currency = dup_rows[i].currency;
 		e.event_at = now;
 		e.note = psprintf("merge of customer " INT64_FORMAT " into " INT64_FORMAT, duplicate, survivor);
 		e.customer_id = duplicate;
 		e.entry_type = "merge_out";
-		e.amount = -b.balance;
-		e.open_delta = -b.open_amount;
-		e.credit_delta = -b.store_credit;
-		e.revenue_delta = -b.lifetime_revenue;
-		e.returned_delta = -b.lifetime_returned;
-		e.order_delta = -b.orders_count;
+		e.amount = -b->balance;
+		e.open_delta = -b->open_amount;
+		e.credit_delta = -b->store_credit;
+		e.revenue_delta = -b->lifetime_revenue;
+		e.returned_delta = -b->lifetime_returned;
+		e.order_delta = -b->orders_count;
 		book_entry(&e);
 		e.customer_id = survivor;
 		e.entry_type = "merge_in";
-		e.amount = b.balance;
-		e.open_delta = b.open_amount;
-		e.credit_delta = b.store_credit;
-		e.revenue_delta = b.lifetime_revenue;
-		e.returned_delta = b.lifetime_returned;
-		e.order_delta = b.orders_count;
+		e.amount = b->balance;
+		e.open_delta = b->open_amount;
+		e.credit_delta = b->store_credit;
+		e.revenue_delta = b->lifetime_revenue;
+		e.returned_delta = b->lifetime_returned;
+		e.order_delta = b->orders_count;
 		book_entry(&e);
 
-		d.balance = b.balance;
-		d.open = b.open_amount;
-		d.credit = b.store_credit;
-		d.revenue = b.lifetime_revenue;
-		d.returned = b.lifetime_returned;
-		d.orders = b.orders_count;
-		d.paid_orders = b.paid_orders;
-		d.event_at = b.has_last_event ? b.last_event_at : now;
-		d.recompute_due = true;
-		apply_delta(survivor, currencies[i], &d);
+		d.balance = b->balance;
+		d.open = b->open_amount;
+		d.credit = b->store_credit;
+		d.revenue = b->lifetime_revenue;
+		d.returned = b->lifetime_returned;
+		d.orders = b->orders_count;
+		d.paid_orders = b->paid_orders;
+		d.event_at = b->has_last_event ? b->last_event_at : now;
+		/* next_due_at is recomputed below, once the items have moved */
+		d.recompute_due = false;
+		apply_delta(survivor, dup_rows[i].currency, &d);
 	}
 
 	/* survivor takes the duplicate's timestamps, counters by month, items */
@@ -1345,9 +1613,24 @@ merge_customers(PG_FUNCTION_ARGS)
 			 " last_callcenter = GREATEST(s.last_callcenter, x.last_callcenter),"
 			 " last_app = GREATEST(s.last_app, x.last_app),"
 			 " last_event_at = GREATEST(s.last_event_at, x.last_event_at),"
-			 " dunning_level = GREATEST(s.dunning_level, x.dunning_level)"
+			 " dunning_level = GREATEST(s.dunning_level, x.dunning_level),"
+			 " dunned_at = GREATEST(s.dunned_at, x.dunned_at)"
 			 " FROM customer_account.account_state x"
 			 " WHERE s.customer_id = $1 AND x.customer_id = $2 AND x.currency = s.currency", survivor, duplicate);
+	/*
+	 * The duplicate's notices of its current dunning cycle become the
+	 * survivor's (marked merged_from, so a replayed run does not show them
+	 * again): the survivor's level stays what its notices say.
+	 */
+	exec_sql("INSERT INTO customer_account.dunning_notice AS n"
+			 " (customer_id, currency, level, cycle, run_date, overdue_amount, fee, action, merged_from)"
+			 " SELECT $1, d.currency, d.level, s.dunning_cycle, d.run_date, d.overdue_amount, d.fee, d.action, $2"
+			 " FROM customer_account.dunning_notice d"
+			 " JOIN customer_account.account_state x ON x.customer_id = d.customer_id AND x.currency = d.currency"
+			 "   AND x.dunning_cycle = d.cycle AND x.dunning_level > 0"
+			 " JOIN customer_account.account_state s ON s.customer_id = $1 AND s.currency = d.currency"
+			 " WHERE d.customer_id = $2"
+			 " ON CONFLICT (customer_id, currency, level, cycle) DO NOTHING", survivor, duplicate);
 	exec_sql("UPDATE customer_account.account_state SET balance = 0, open_amount = 0, store_credit = 0,"
 			 " lifetime_revenue = 0, lifetime_returned = 0, orders_count = 0, paid_orders = 0,"
 			 " next_due_at = NULL, dunning_level = 0, updated_at = now() WHERE customer_id = $2 AND $1 IS NOT NULL",
@@ -1361,6 +1644,27 @@ merge_customers(PG_FUNCTION_ARGS)
 	exec_sql("DELETE FROM customer_account.account_period WHERE customer_id = $2 AND $1 IS NOT NULL", survivor, duplicate);
 	exec_sql("UPDATE customer_account.open_item SET customer_id = $1 WHERE customer_id = $2", survivor, duplicate);
 	exec_sql("UPDATE customer_account.item_application SET customer_id = $1 WHERE customer_id = $2", survivor, duplicate);
+
+	/*
+	 * Now that the duplicate's items are the survivor's: the earliest due
+	 * date over all of them (balance() looks for overdue items only when
+	 * it is past), and dunning ends where nothing is overdue any more.
+	 */
+	exec_sql("UPDATE customer_account.account_state s SET"
+			 " next_due_at = (SELECT min(i.due_at) FROM customer_account.open_item i"
+			 "     WHERE i.customer_id = s.customer_id AND i.currency = s.currency"
+			 "       AND i.settled_at IS NULL AND i.kind <> 'prepayment'),"
+			 " dunning_level = CASE WHEN s.dunning_level > 0 AND NOT EXISTS (SELECT 1"
+			 "     FROM customer_account.open_item i WHERE i.customer_id = s.customer_id AND i.currency = s.currency"
+			 "       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())"
+			 "   THEN 0 ELSE s.dunning_level END,"
+			 " dunning_cycle = s.dunning_cycle + CASE WHEN s.dunning_level > 0 AND NOT EXISTS (SELECT 1"
+			 "     FROM customer_account.open_item i WHERE i.customer_id = s.customer_id AND i.currency = s.currency"
+			 "       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())"
+			 "   THEN 1 ELSE 0 END"
+			 " WHERE s.customer_id = $1"
+			 "   AND s.currency IN (SELECT x.currency FROM customer_account.account_state x WHERE x.customer_id = $2)",
+			 survivor, duplicate);
 
 	merging = true;
 	PG_TRY();

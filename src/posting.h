@@ -84,6 +84,11 @@ extern void utc_fields(TimestampTz ts, struct pg_tm *tm, fsec_t *fsec);
 /* RA002 when the customer is unknown or was merged into another */
 extern void check_customer(int64 customer_id);
 
+/* settle items with a return's credit: those of order_no, else overdue ones; returns what was applied */
+extern int64 ca_settle_items(int64 customer_id, const char *currency, const char *order_no,
+							 TimestampTz due_before, int64 amount, TimestampTz at, const char *ref,
+							 int32 *orders_paid);
+
 /* post a dunning fee: a fee item due at once and its ledger entry */
 extern void post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, const char *note);
 

@@ -5,7 +5,8 @@
 -- Run it in one transaction (psql -1): the deferred total check runs at commit.
 --   per customer: 2-6 orders over 18 months on web, app, stores, marketplaces
 --   and the hotline; ~10% in CHF; invoices mostly paid, some late, some not
---   at all (overdue); a few cancellations.  About 10 ledger rows each.
+--   at all (overdue); a few cancellations; returns of recent orders at the
+--   tills.  About 10 ledger rows each.
 --   loyalty on (test/bench/loyalty.sql): every line earns per rule, the store
 --   regulars who come back online get the reactivation credit, cancellations
 --   take points back, a tenth of the customers redeem half of their points.
@@ -54,11 +55,12 @@ ORDER BY o.placed_at;
 INSERT INTO customer_account.order_line (order_no, line_no, customer_id, sku, qty, unit_price)
 SELECT order_no, line_no, customer_id, sku, qty, unit_price FROM gen_lines;
 
--- payments of invoices: 75% in full (some late), 10% part, 15% not at all
+-- payments of invoices: 75% in full (some late), 10% part, 15% not at all;
+-- a bank transfer for a store's invoice arrives through the web shop (a till takes no transfers)
 INSERT INTO customer_account.payment (payment_ref, customer_id, amount, method, channel, order_no, received_at)
 SELECT 'PAY-' || o.order_no, o.customer_id,
        CASE WHEN (o.h >> 50) % 20 < 15 THEN o.total ELSE o.total / 2 END,
-       'bank_transfer', o.channel, o.order_no,
+       'bank_transfer', CASE WHEN o.channel LIKE 'store-%' THEN 'web-de' ELSE o.channel END, o.order_no,
        o.placed_at + interval '1 day' * (3 + (o.h >> 45) % 30)
 FROM (SELECT g.*, x.total FROM gen_orders g JOIN customer_account.orders x USING (order_no)) o
 WHERE o.method IN ('invoice', 'direct_debit', 'cash_on_delivery', 'prepayment') AND (o.h >> 50) % 20 < 17
@@ -74,5 +76,16 @@ FROM gen_orders g WHERE g.order_no = o.order_no AND o.cancelled_at IS NULL AND (
 SELECT count(customer_account.redeem_points(a.customer_id, p.available / 2, 'web-de')) AS redemptions
 FROM customer_account.loyalty_account a, LATERAL customer_account.loyalty_points(a.customer_id) p
 WHERE a.customer_id >= :lo AND a.customer_id < :hi AND a.customer_id % 10 = 3 AND p.available >= 200 \gset
+-- returns through accept_return(): the first line of about one in four orders
+-- of the last 60 days comes back at a till (or by parcel to the Swiss shop);
+-- refused returns (window, not delivered) are recorded too
+CREATE TEMP TABLE gen_returns ON COMMIT DROP AS
+SELECT r.* FROM gen_orders g
+JOIN gen_lines l ON l.order_no = g.order_no AND l.line_no = 1,
+LATERAL customer_account.accept_return(g.order_no, l.sku, 1,
+    CASE WHEN g.currency = 'CHF' THEN 'web-ch' ELSE (ARRAY['store-berlin', 'store-hamburg'])[1 + (g.h >> 33) % 2] END) r
+WHERE g.placed_at > now() - interval '60 days' AND (g.h >> 35) % 4 = 0
+ORDER BY g.placed_at;
+DROP TABLE gen_returns;
 DROP TABLE gen_lines;
 DROP TABLE gen_orders;

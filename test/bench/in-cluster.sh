@@ -81,8 +81,16 @@ bad_bal=$(q "SELECT count(*) FROM generate_series(1, 1000) g, LATERAL (SELECT 1 
 bad_pay=$(q "SELECT count(*) FROM generate_series(1, 1000) g, LATERAL (SELECT 1 + (hashint4(g) & 2147483647) % $N AS id) c,
     LATERAL (SELECT method, allowed, reason_code FROM customer_account.payment_options(c.id, '150.00 EUR', 'web-de')
              EXCEPT SELECT * FROM bench.ref_payment_options(c.id, 150.00, 'EUR', 'web-de')) d")
-echo "   balance mismatches: $bad_bal, payment decision mismatches: $bad_pay (of 1000 customers)"
-result "reference agreement (1000 customers)" "rows" "$((bad_bal + bad_pay))" "" "" "balance: $bad_bal, payment_options: $bad_pay differ" "" "" "= 0" "$( [ $((bad_bal + bad_pay)) = 0 ] && echo yes || echo no)"
+# the return decision: line 1 of a customer's first order, at a till in the order's currency
+RET_ARGS="'G' || c.id || '-1', 'SKU-' || ((abs(hashint8(c.id::bigint * 100 + 1)) >> 1) & 4095), 1, CASE WHEN c.id % 10 = 7 THEN 'web-ch' ELSE 'store-berlin' END"
+bad_ret=$(q "SELECT count(*) FROM generate_series(1, 1000) g, LATERAL (SELECT 1 + (hashint4(g) & 2147483647) % $N AS id) c,
+    LATERAL ((SELECT action::text, customer_account.amount_of(refund), reason_code FROM customer_account.decide_return($RET_ARGS)
+              EXCEPT SELECT * FROM bench.ref_decide_return($RET_ARGS))
+             UNION ALL
+             (SELECT * FROM bench.ref_decide_return($RET_ARGS)
+              EXCEPT SELECT action::text, customer_account.amount_of(refund), reason_code FROM customer_account.decide_return($RET_ARGS))) d")
+echo "   balance mismatches: $bad_bal, payment decision mismatches: $bad_pay, return decision mismatches: $bad_ret (of 1000 customers)"
+result "reference agreement (1000 customers)" "rows" "$((bad_bal + bad_pay + bad_ret))" "" "" "balance: $bad_bal, payment_options: $bad_pay, decide_return: $bad_ret differ" "" "" "= 0" "$( [ $((bad_bal + bad_pay + bad_ret)) = 0 ] && echo yes || echo no)"
 
 cat > "$TMP/select1.sql" <<'SQL'
 SELECT 1;
@@ -102,6 +110,16 @@ SQL
 cat > "$TMP/ref_payment.sql" <<'SQL'
 \set id random(1, :N)
 SELECT * FROM bench.ref_payment_options(:id, 79.90, 'EUR', 'web-de');
+SQL
+cat > "$TMP/return.sql" <<'SQL'
+\set id random(1, :N)
+SELECT * FROM customer_account.decide_return('G' || :id || '-1', 'SKU-' || ((abs(hashint8(:id::bigint * 100 + 1)) >> 1) & 4095), 1,
+                                             CASE WHEN :id % 10 = 7 THEN 'web-ch' ELSE 'store-berlin' END);
+SQL
+cat > "$TMP/ref_return.sql" <<'SQL'
+\set id random(1, :N)
+SELECT * FROM bench.ref_decide_return('G' || :id || '-1', 'SKU-' || ((abs(hashint8(:id::bigint * 100 + 1)) >> 1) & 4095), 1,
+                                      CASE WHEN :id % 10 = 7 THEN 'web-ch' ELSE 'store-berlin' END);
 SQL
 cat > "$TMP/write.sql" <<'SQL'
 \set id random(1, :N)
@@ -139,6 +157,10 @@ read -r tpsp p50p p99p fp <<< "$(run_pgbench payment 2 "$TMP/payment.sql")"
 r=$(ratio "$tpsp" "$tps1"); result "payment decision (end to end)" "tps" "$tpsp" "$p50p" "$p99p" "SELECT 1: $tps1 tps" "$tps1" "$r" ">= 0.65" "$(holds "$r" ">=" 0.65)"
 read -r tpsrp p50rp p99rp _ <<< "$(run_pgbench ref_payment 2 "$TMP/ref_payment.sql")"
 r=$(ratio "$tpsp" "$tpsrp"); result "payment decision vs reference (end to end)" "tps" "$tpsp" "$p50p" "$p99p" "PL/pgSQL IF/ELSE: $tpsrp tps" "$tpsrp" "$r" "(information)" "-"
+read -r tpsd p50d p99d fd <<< "$(run_pgbench return 2 "$TMP/return.sql")"
+r=$(ratio "$tpsd" "$tps1"); result "return decision (end to end)" "tps" "$tpsd" "$p50d" "$p99d" "SELECT 1: $tps1 tps" "$tps1" "$r" ">= 0.6" "$( [ "$fd" = 0 ] && holds "$r" ">=" 0.6 || echo "no ($fd errors)")"
+read -r tpsrd p50rd p99rd _ <<< "$(run_pgbench ref_return 2 "$TMP/ref_return.sql")"
+r=$(ratio "$tpsd" "$tpsrd"); result "return decision vs reference (end to end)" "tps" "$tpsd" "$p50d" "$p99d" "PL/pgSQL IF/ELSE: $tpsrd tps" "$tpsrd" "$r" "(information)" "-"
 read -r tpsw p50w p99w fw <<< "$(run_pgbench write 2 "$TMP/write.sql")"
 read -r tpspw p50pw p99pw _ <<< "$(run_pgbench plain_write 2 "$TMP/plain_write.sql")"
 r=$(ratio "$tpsw" "$tpspw"); result "order write path (place_order 3 lines + record_payment)" "tps" "$tpsw" "$p50w" "$p99w" "plain INSERTs of the same rows: $tpspw tps" "$tpspw" "$r" ">= 0.5" "$( [ "$fw" = 0 ] && holds "$r" ">=" 0.5 || echo "no ($fw errors)")"
@@ -156,6 +178,10 @@ t_p=$(time_sql "SELECT count(*) FROM generate_series(1, 100000) g, LATERAL custo
 t_rp=$(time_sql "SELECT count(*) FROM generate_series(1, 100000) g, LATERAL bench.ref_payment_options(1 + (hashint4(g) & 2147483647) % $N, 79.90, 'EUR', 'web-de')")
 r=$(ratio "$t_rp" "$t_p"); result "payment decision (in the server)" "ms" "$t_p" "" "" "PL/pgSQL IF/ELSE: $t_rp ms" "$t_rp" "$r" ">= 3 (x faster)" "$(holds "$r" ">=" 3)"
 
+t_d=$(time_sql "SELECT count(*) FROM generate_series(1, 100000) g, LATERAL (SELECT 1 + (hashint4(g) & 2147483647) % $N AS id) c, LATERAL customer_account.decide_return($RET_ARGS)")
+t_rd=$(time_sql "SELECT count(*) FROM generate_series(1, 100000) g, LATERAL (SELECT 1 + (hashint4(g) & 2147483647) % $N AS id) c, LATERAL bench.ref_decide_return($RET_ARGS)")
+r=$(ratio "$t_rd" "$t_d"); result "return decision (in the server)" "ms" "$t_d" "" "" "PL/pgSQL IF/ELSE: $t_rd ms" "$t_rd" "$r" ">= 3 (x faster)" "$(holds "$r" ">=" 3)"
+
 echo "== reports beside a count(*) scan"
 t_scan=$(time_sql "SELECT count(*) FROM customer_account.open_item")
 t_aging=$(time_sql "SELECT * FROM customer_account.aging_report()")
@@ -164,7 +190,6 @@ t_dun=$(time_sql "SELECT count(*) FROM customer_account.dunning_run(current_date
 notices=$(q "SELECT count(*) FROM customer_account.dunning_notice WHERE run_date = current_date")
 r=$(ratio "$t_dun" "$t_scan"); result "dunning_run() ($notices notices)" "ms" "$t_dun" "" "" "count(*) open items: $t_scan ms" "$t_scan" "$r" "<= 2" "$(holds "$r" "<=" 2)"
 result "channel report" "-" "" "" "" "channel_report() is not built yet" "" "" "<= 2" "missing"
-result "return decision" "-" "" "" "" "decide_return() is not built yet" "" "" ">= 0.6 / >= 3" "missing"
 
 echo "== memory: one backend, 1 000 000 payment decisions"
 mem=$(psql -X -q -A -t -d "$DB" <<SQL

@@ -11,5 +11,5 @@ ensure_packages
 build_and_install
 export N=${N:-100000}
 export BENCH_OUT=${BENCH_OUT:-test/bench/RESULTS.md}
-pg_virtualenv -v "$PG_MAJOR" -o shared_buffers=4GB -o work_mem=64MB -o max_wal_size=8GB \
+run_in_cluster -o shared_buffers=4GB -o work_mem=64MB -o max_wal_size=8GB \
     -o checkpoint_timeout=30min -o synchronous_commit=off bash test/bench/in-cluster.sh

@@ -29,3 +29,30 @@ build_and_install() {
     make -s PG_CONFIG="$pg_config" EXTRA_CFLAGS="-Werror ${EXTRA_CFLAGS:-}"
     $SUDO make -s install PG_CONFIG="$pg_config" >/dev/null
 }
+
+# Run a command in a throwaway cluster: pg_virtualenv -t keeps the cluster
+# in a temporary directory (as root too, where it would otherwise be the
+# one /etc/postgresql/<v>/regress), and the port is reserved by a lock file
+# held while the cluster runs, so that runs started at the same moment
+# never meet.  Arguments: pg_virtualenv options, then the command.
+run_in_cluster() {
+    local port
+    for port in $(seq 54330 54429); do
+        exec {CA_PORT_LOCK}>"${TMPDIR:-/tmp}/customer_account-port-$port.lock"
+        if flock -n "$CA_PORT_LOCK" && ! port_in_use "$port"; then
+            local status=0
+            PGPORT=$port pg_virtualenv -t -v "$PG_MAJOR" "$@" || status=$?
+            exec {CA_PORT_LOCK}>&-
+            return $status
+        fi
+        exec {CA_PORT_LOCK}>&-
+    done
+    echo "no free port for a throwaway cluster in 54330-54429" >&2
+    return 1
+}
+
+# Is something listening on the port (TCP or a Unix socket)?
+port_in_use() {
+    [ -e "/var/run/postgresql/.s.PGSQL.$1" ] && return 0
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}

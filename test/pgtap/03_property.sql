@@ -1,6 +1,6 @@
 -- pgTAP property test: a few thousand random business events for a few
 -- hundred customers, through the functions and through plain INSERTs, in
--- random (also back-dated) order.  Afterwards every account state row equals
+-- random (also back-dated) order, returns at tills and by parcel included.  Afterwards every account state row equals
 -- the ledger (verify_balances() is empty), the monthly counters equal the
 -- ledger, and balance() agrees with the books customer by customer.  With
 -- a loyalty programme on, a second round adds deliveries, redemptions,
@@ -10,7 +10,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS customer_account CASCADE;
 SET search_path = customer_account, public;
-SELECT plan(16);
+SELECT plan(19);
 
 SELECT setseed(0.4242);
 SELECT add_channel('web-de', 'webshop', 'EUR');
@@ -97,12 +97,28 @@ BEGIN
                     PERFORM customer_account.cancel_order(o, now());
                     INSERT INTO outcome VALUES ('cancel', true, NULL, NULL);
                 END IF;
-            ELSIF r < 0.97 THEN
+            ELSIF r < 0.95 THEN
                 SELECT order_no INTO o FROM customer_account.orders
                 WHERE customer_id = c AND cancelled_at IS NULL AND delivered_at IS NULL LIMIT 1;
                 IF o IS NOT NULL THEN
                     PERFORM customer_account.mark_delivered(o, now());
                     INSERT INTO outcome VALUES ('deliver', true, NULL, NULL);
+                END IF;
+            ELSIF r < 0.99 THEN
+                -- a return at a till or by parcel: accepted or refused, booked or not
+                SELECT x.order_no, l.sku, customer_account.currency_of(x.total) INTO o, k, cur
+                FROM customer_account.orders x JOIN customer_account.order_line l ON l.order_no = x.order_no
+                WHERE x.customer_id = c
+                ORDER BY (x.delivered_at IS NOT NULL OR x.channel = 'store-1') AND random() < 0.9 DESC, random() LIMIT 1;
+                IF o IS NOT NULL THEN
+                    -- most parcels arrive before they come back
+                    IF random() < 0.7 THEN
+                        PERFORM customer_account.mark_delivered(x.order_no, now()) FROM customer_account.orders x
+                        WHERE x.order_no = o AND x.cancelled_at IS NULL AND x.delivered_at IS NULL;
+                    END IF;
+                    PERFORM customer_account.accept_return(o, k, CASE WHEN random() < 0.8 THEN 1 ELSE 2 + floor(random() * 2)::int END,
+                        CASE WHEN cur = 'CHF' THEN 'web-ch' WHEN random() < 0.7 THEN 'store-1' ELSE 'web-de' END);
+                    INSERT INTO outcome VALUES ('return', true, NULL, NULL);
                 END IF;
             ELSE
                 -- a retry of an earlier order posts nothing
@@ -213,6 +229,22 @@ SELECT is_empty($$
     SELECT s.customer_id FROM customer_account.account_state s
     WHERE s.balance <> s.open_amount - s.store_credit$$,
     'balance = open - store credit for every account');
+-- returns: booked, never more than was bought or paid, the credit notes equal the refund rows
+SELECT cmp_ok((SELECT count(*) FROM customer_account.ledger WHERE entry_type = 'return')::int, '>', 20,
+    'random returns were booked');
+SELECT is_empty($$
+    SELECT l.order_no, l.sku FROM customer_account.return_line l WHERE l.status = 'accepted'
+    GROUP BY l.order_no, l.sku
+    HAVING sum(l.qty) > (SELECT sum(o.qty) FROM customer_account.order_line o WHERE o.order_no = l.order_no AND o.sku = l.sku)
+    UNION ALL
+    SELECT o.order_no, NULL FROM customer_account.orders o
+    WHERE o.total < (SELECT customer_account.sum(f.refund) FROM customer_account.return_refund f WHERE f.order_no = o.order_no)$$,
+    'no item comes back more often than it was bought, no order refunds more than its total');
+SELECT is_empty($$
+    SELECT order_no, sum(returned_delta) FROM customer_account.ledger WHERE entry_type = 'return' GROUP BY 1
+    EXCEPT
+    SELECT order_no, sum(customer_account.minor_units(refund)) FROM customer_account.return_refund GROUP BY 1$$,
+    'the credit notes in the ledger equal the refund rows of every order');
 
 -- loyalty: every kind of entry happened, and the books agree
 SELECT is((SELECT array_agg(DISTINCT kind ORDER BY kind) FROM customer_account.loyalty_entry),

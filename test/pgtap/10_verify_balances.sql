@@ -6,7 +6,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS customer_account CASCADE;
 SET search_path = customer_account, public;
 SET TimeZone = 'UTC';
-SELECT plan(27);
+SELECT plan(29);
 
 SELECT add_channel('vb-web', 'webshop', 'EUR');
 SELECT add_channel('vb-store', 'store', 'EUR');
@@ -26,6 +26,15 @@ SELECT register_customer('Larry Late', 'larry@example.com', NULL, 'en', now() - 
 SELECT place_order('VB-7', :larry, 'vb-web', '[{"sku":"G","qty":1,"unit_price":"9.00 EUR"}]', 'invoice', now() - interval '30 days');
 
 SELECT is_empty($$SELECT * FROM verify_balances()$$, 'the untouched books verify');
+
+-- a duplicate in dunning merged into a clean account: the level follows its notices
+SELECT register_customer('Dora Dunned', 'dora@example.com', NULL, 'en', now() - interval '2 years') AS dora \gset
+SELECT register_customer('Sam Survivor', 'sam@example.com', NULL, 'en', now() - interval '2 years') AS sam \gset
+SELECT place_order('VB-8', :dora, 'vb-web', '[{"sku":"H","qty":1,"unit_price":"15.00 EUR"}]', 'invoice', now() - interval '40 days');
+SELECT count(*) FROM dunning_run((now() AT TIME ZONE 'UTC')::date);
+SELECT merge_customers(:sam, :dora);
+SELECT is((SELECT dunning_level FROM balance(:sam)), 1, 'the survivor takes the duplicate''s dunning level');
+SELECT is_empty($$SELECT * FROM verify_balances()$$, 'and its level still follows the notices');
 
 -- tamper with one figure at a time (as the owner, bypassing the posting core)
 CREATE FUNCTION pg_temp.tampered(upd text, fig text) RETURNS boolean LANGUAGE plpgsql AS $f$
