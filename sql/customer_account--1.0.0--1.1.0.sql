@@ -1214,11 +1214,16 @@ $$;
 COMMENT ON FUNCTION @extschema@.verify_loyalty() IS
     'the loyalty totals, lots and entries rebuilt from the lot uses; always empty';
 
--- the returns booking's hook as SQL, for tests (not granted to anyone)
+-- the returns booking's hooks as SQL, by line and by SKU, for tests (not granted to anyone)
 CREATE FUNCTION @extschema@.loyalty_reverse_return(customer_id bigint, order_no text, line_no integer,
         qty integer, at timestamptz DEFAULT now())
 RETURNS bigint
     AS 'MODULE_PATHNAME', 'loyalty_reverse_return_sql' LANGUAGE C VOLATILE STRICT SECURITY DEFINER
+    SET search_path = @extschema@, pg_temp;
+CREATE FUNCTION @extschema@.loyalty_reverse_return_sku(customer_id bigint, order_no text, sku text,
+        qty integer, at timestamptz DEFAULT now())
+RETURNS bigint
+    AS 'MODULE_PATHNAME', 'loyalty_reverse_return_sku_sql' LANGUAGE C VOLATILE STRICT SECURITY DEFINER
     SET search_path = @extschema@, pg_temp;
 
 -- balance() gains the customer's tier as its last column; grants on it survive the upgrade

@@ -279,6 +279,12 @@ SELECT mark_delivered('E-5', '2025-08-01 12:00');
 SELECT redeem_points(:eva, 80, 'web-de');                    -- the hat's 40, then 40 of the belt's 60
 SELECT loyalty_reverse_return(:eva, 'E-5', 1, 1) AS hat_returned;
 SELECT * FROM pg_temp.lots('E-5');
+-- a return by SKU (as accept_return() sees it) spreads over the order's lines of that SKU in line order
+SELECT place_order('E-6', :eva, 'web-de', '[{"sku":"SOCK","qty":1,"unit_price":"10.00 EUR"},{"sku":"TIE","qty":1,"unit_price":"5.00 EUR"},
+    {"sku":"SOCK","qty":2,"unit_price":"10.00 EUR"}]', 'credit_card', '2025-08-05 10:00');
+SELECT mark_delivered('E-6', '2025-08-06');
+SELECT loyalty_reverse_return_sku(:eva, 'E-6', 'SOCK', 2, '2025-08-10') AS two_socks;
+SELECT order_no, line_no, points, remaining, returned_qty, reversed FROM loyalty_lot WHERE order_no = 'E-6' ORDER BY line_no;
 SELECT kind, points, order_no, reason_code, unrecovered FROM loyalty_entry WHERE customer_id = :eva ORDER BY entry_id;
 SELECT * FROM pg_temp.hist(:eva);
 

@@ -39,6 +39,14 @@ extern void ca_loyalty_order_cancelled(int64 customer_id, const char *order_no, 
 extern int64 ca_loyalty_reverse_return(int64 customer_id, const char *order_no, int32 line_no,
 									   int32 qty_returned, TimestampTz at);
 
+/*
+ * The same by SKU, as accept_return() sees a return: the units go to the
+ * order's lines of that SKU in line order, each line's units not yet
+ * returned first.  Returns the points taken back.
+ */
+extern int64 ca_loyalty_reverse_return_sku(int64 customer_id, const char *order_no, const char *sku,
+										   int32 qty_returned, TimestampTz at);
+
 /* merge_customers: lots, history and totals move to the survivor */
 extern void ca_loyalty_merge(int64 survivor, int64 duplicate);
 

@@ -34,6 +34,7 @@ static SPIPlanPtr plan_available_lots;
 static SPIPlanPtr plan_debit;
 static SPIPlanPtr plan_order_credits;
 static SPIPlanPtr plan_credit_back;
+static SPIPlanPtr plan_sku_lines;
 
 /* ------------------------------------------------------------------------
  * small helpers
@@ -330,6 +331,49 @@ ca_loyalty_reverse_return(int64 customer_id, const char *order_no, int32 line_no
 	return reverse_points(customer_id, order_no, line_no, qty_returned, at, "points_returned");
 }
 
+/* the returns booking by SKU: the units spread over the order's lines of that SKU */
+int64
+ca_loyalty_reverse_return_sku(int64 customer_id, const char *order_no, const char *sku, int32 qty_returned,
+							  TimestampTz at)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	int			n;
+	int32	   *lines;
+	int32	   *left;
+	int64		taken = 0;
+
+	if (qty_returned <= 0 || !ca_loyalty_policy()->installed || !lock_loyalty(customer_id))
+		return 0;
+	ca_prepare(&plan_sku_lines,
+			   "SELECT l.line_no, min(l.qty - l.returned_qty)::int FROM customer_account.loyalty_lot l"
+			   " JOIN customer_account.order_line o ON o.order_no = l.order_no AND o.line_no = l.line_no"
+			   " WHERE l.order_no = $1 AND o.sku = $2 GROUP BY l.line_no ORDER BY l.line_no",
+			   2, types);
+	values[0] = CStringGetTextDatum(order_no);
+	values[1] = CStringGetTextDatum(sku);
+	ca_execute(plan_sku_lines, values, NULL, false, 0);
+	n = (int) SPI_processed;
+	lines = palloc(sizeof(int32) * Max(n, 1));
+	left = palloc(sizeof(int32) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		lines[i] = ca_get_int32(i, 1, NULL);
+		left[i] = ca_get_int32(i, 2, NULL);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	for (int i = 0; i < n && qty_returned > 0; i++)
+	{
+		int32		k = Min(left[i], qty_returned);
+
+		if (k <= 0)
+			continue;
+		taken += reverse_points(customer_id, order_no, lines[i], k, at, "points_returned");
+		qty_returned -= k;
+	}
+	return taken;
+}
+
 /* the order's reactivation credits go back, as far as the store credit still holds them */
 static void
 take_back_credits(int64 customer_id, const char *order_no, const char *currency, TimestampTz at)
@@ -551,19 +595,11 @@ redeem_points(PG_FUNCTION_ARGS)
 	PG_RETURN_CURRENCY_AMOUNT_P(result);
 }
 
-/*
- * loyalty_reverse_return(customer_id, order_no, line_no, qty, at): the
- * returns booking's hook as SQL, for tests; not granted to anyone.
- */
-PG_FUNCTION_INFO_V1(loyalty_reverse_return_sql);
-Datum
-loyalty_reverse_return_sql(PG_FUNCTION_ARGS)
+/* the returns hook as SQL: the order checked, its account locked, then the hook */
+static int64
+reverse_return_sql(int64 customer_id, const char *order_no, int32 line_no, const char *sku, int32 qty,
+				   TimestampTz at)
 {
-	int64		customer_id = PG_GETARG_INT64(0);
-	char	   *order_no = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	int32		line_no = PG_GETARG_INT32(2);
-	int32		qty = PG_GETARG_INT32(3);
-	TimestampTz at = PG_GETARG_TIMESTAMPTZ(4);
 	int64		taken;
 	int64		order_customer;
 	CurrencyAmount total;
@@ -586,7 +622,32 @@ loyalty_reverse_return_sql(PG_FUNCTION_ARGS)
 				 errmsg("returned quantity %d must be positive", qty)));
 	currency_unpack(total.code, currency);
 	lock_account(customer_id, currency, &st);
-	taken = ca_loyalty_reverse_return(customer_id, order_no, line_no, qty, at);
+	if (sku != NULL)
+		taken = ca_loyalty_reverse_return_sku(customer_id, order_no, sku, qty, at);
+	else
+		taken = ca_loyalty_reverse_return(customer_id, order_no, line_no, qty, at);
 	ca_finish();
-	PG_RETURN_INT64(taken);
+	return taken;
+}
+
+/*
+ * loyalty_reverse_return(customer_id, order_no, line_no, qty, at) and
+ * loyalty_reverse_return_sku(customer_id, order_no, sku, qty, at): the
+ * returns booking's hooks as SQL, for tests; not granted to anyone.
+ */
+PG_FUNCTION_INFO_V1(loyalty_reverse_return_sql);
+Datum
+loyalty_reverse_return_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(reverse_return_sql(PG_GETARG_INT64(0), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+									   PG_GETARG_INT32(2), NULL, PG_GETARG_INT32(3), PG_GETARG_TIMESTAMPTZ(4)));
+}
+
+PG_FUNCTION_INFO_V1(loyalty_reverse_return_sku_sql);
+Datum
+loyalty_reverse_return_sku_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(reverse_return_sql(PG_GETARG_INT64(0), text_to_cstring(PG_GETARG_TEXT_PP(1)), 0,
+									   text_to_cstring(PG_GETARG_TEXT_PP(2)), PG_GETARG_INT32(3),
+									   PG_GETARG_TIMESTAMPTZ(4)));
 }

@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS customer_account CASCADE;
 SET search_path = customer_account, public;
-SELECT plan(44);
+SELECT plan(45);
 
 -- the contract's functions, with their argument order
 SELECT has_function('customer_account', 'loyalty_points', ARRAY['bigint', 'timestamp with time zone']);
@@ -111,6 +111,8 @@ SELECT throws_ok('SELECT count(*) FROM customer_account.loyalty_lot', '42501', N
 SELECT throws_ok('SELECT customer_account.expire_points()', '42501', NULL, 'expire_points is not for channel roles');
 SELECT throws_ok(format('SELECT customer_account.loyalty_reverse_return(%s, %L, 1, 1)', :tap, 'TAP-L1'), '42501', NULL,
     'the returns hook is granted to no one');
+SELECT throws_ok(format('SELECT customer_account.loyalty_reverse_return_sku(%s, %L, %L, 1)', :tap, 'TAP-L1', 'A'), '42501', NULL,
+    'nor is the returns hook by SKU');
 RESET ROLE;
 SELECT is_empty('SELECT * FROM customer_account.verify_loyalty()', 'verify_loyalty() finds no difference');
 
