@@ -184,5 +184,46 @@ RESET ROLE;
 SELECT currency, balance, lifetime_revenue, last_purchase_by_kind FROM balance(:anna);
 
 \echo
+\echo '=== Scene 10: one loyalty card online and offline; the store regular comes back to the web shop ==='
+SELECT set_loyalty_terms('EUR', '0.01 EUR');                 -- a point is worth a cent and lives two years
+SELECT add_earn_rule('standard', 1);                         -- 1 point per euro on every channel
+SELECT add_earn_rule('stores', 2, 'store');                  -- 2 at the till
+SELECT add_earn_rule('gift-cards', 0, NULL, 'GIFT-%');       -- gift cards earn nothing
+SELECT add_loyalty_tier('member', 'EUR', '0.00 EUR');
+SELECT add_loyalty_tier('silver', 'EUR', '300.00 EUR');
+SELECT add_points_multiplier('silver-bonus', 1.5, 'silver');
+-- back online after 180 days, with 3 store purchases in the year before: 10.00 EUR credit, once a year
+SELECT add_reactivation_rule('welcome-back-online', 'webshop', 180, 'store', 3, 365, '10.00 EUR');
+SELECT register_customer('Tom Treu', 'tom.treu@example.de', NULL, 'de', now() - interval '5 years') AS tom \gset
+SELECT link_identity(:tom, 'loyalty_card', 'LC-7788');
+\echo 'Tom bought a raincoat in the web shop 14 months ago:'
+SELECT place_order('WEB-2001', :tom, 'web-de', '[{"sku":"RAINCOAT","qty":1,"unit_price":"129.00 EUR"}]',
+    'credit_card', now() - interval '14 months') AS web_total;
+SELECT mark_delivered('WEB-2001', now() - interval '14 months' + interval '2 days');
+\echo 'Since then he shops in Berlin; the till finds him by his card:'
+SELECT n AS months_ago, place_order('POS-77-' || n, find_customer('loyalty_card', 'lc 7788'), 'store-berlin',
+           jsonb_build_array(jsonb_build_object('sku', 'SHIRT-' || n, 'qty', 1, 'unit_price', '49.90 EUR')),
+           'cash', now() - n * interval '1 month') AS till_total
+FROM (VALUES (5), (3), (1)) v(n);
+SELECT * FROM loyalty_points(:tom);
+\echo 'Now he orders online again: the account receives a welcome-back credit, and the web shop learns of it:'
+SELECT place_order('WEB-2002', :tom, 'web-de',
+    '[{"sku":"BOOTS","qty":1,"unit_price":"89.90 EUR"},{"sku":"GIFT-25","qty":1,"unit_price":"25.00 EUR"}]', 'credit_card')
+    AS web_total;
+SELECT order_no, line_no, rule_code, points, multipliers, tier FROM loyalty_lot WHERE customer_id = :tom ORDER BY lot_id;
+SELECT * FROM loyalty_history(:tom);
+SELECT currency, balance, store_credit, revenue_12m, loyalty_tier FROM balance(:tom);
+SELECT topic, channel, payload FROM outbox WHERE topic = 'loyalty';
+\echo 'At the till he turns his available points into store credit and pays with it:'
+SELECT redeem_points(:tom, (SELECT available FROM loyalty_points(:tom)), 'store-berlin') AS credit_from_points;
+SELECT place_order('POS-77-9', :tom, 'store-berlin', '[{"sku":"UMBRELLA","qty":1,"unit_price":"12.00 EUR"}]',
+    'store_credit') AS paid_with_credit;
+SELECT currency, store_credit FROM balance(:tom);
+SELECT * FROM loyalty_points(:tom);
+\echo 'Finance: the points outstanding, and what they are worth:'
+SELECT * FROM loyalty_liability();
+
+\echo
 \echo '=== The books always agree with the ledger (no rows = no difference) ==='
 SELECT * FROM verify_balances();
+SELECT * FROM verify_loyalty();

@@ -31,12 +31,13 @@
 #include "currency.h"
 #include "direct.h"
 #include "input.h"
+#include "loyalty.h"
 #include "money.h"
 #include "payment.h"
 #include "posting.h"
 #include "spi_util.h"
 
-#define BALANCE_COLS 16
+#define BALANCE_COLS 17
 
 
 typedef struct BalanceRow
@@ -290,7 +291,7 @@ value_segment(const BalanceRow *r, TimestampTz as_of, TimestampTz since, int32 n
  *   currency, balance, open_amount, overdue_amount, oldest_overdue_days,
  *   store_credit, lifetime_revenue, revenue_12m, orders_12m,
  *   returned_value_12m, return_rate, last_purchase_at,
- *   last_purchase_by_kind, dunning_level, value_segment)
+ *   last_purchase_by_kind, dunning_level, value_segment, loyalty_tier)
  *
  * The fast path (as_of at or after the latest event booked) reads the
  * account state rows by one index descent: they carry the customer facts
@@ -423,6 +424,12 @@ account_balance(PG_FUNCTION_ARGS)
 		values[14] = Int32GetDatum(r->dunning_level);
 		values[15] = CStringGetTextDatum(value_segment(r, as_of, cust.since, pol->new_customer_days,
 													   has_avg, avg, pol->segment_band));
+		{
+			const char *tier = ca_loyalty_tier(r->currency, r->revenue_12m);
+
+			values[16] = tier ? CStringGetTextDatum(tier) : (Datum) 0;
+			nulls[16] = (tier == NULL);
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	if (spi_connected)

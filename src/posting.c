@@ -36,6 +36,7 @@
 #include "currency.h"
 #include "direct.h"
 #include "input.h"
+#include "loyalty.h"
 #include "money.h"
 #include "payment.h"
 #include "posting.h"
@@ -899,6 +900,14 @@ post_order(HeapTuple tup, TupleDesc td)
 	if (!f.needs_lock)
 		check_customer(customer_id);
 	remember_order(order_no, customer_id, total->code);
+	/* loyalty: the reactivation credit (points are credited when the lines arrive) */
+	{
+		bool		undelivered;
+		Datum		delivered = tuple_datum(tup, td, "delivered_at", &undelivered);
+
+		ca_loyalty_order_posted(customer_id, order_no, channel, method, currency, total->units, placed_at,
+								!undelivered, undelivered ? 0 : DatumGetTimestampTz(delivered));
+	}
 }
 
 static SPIPlanPtr plan_order_items_open;
@@ -998,6 +1007,8 @@ post_cancel(HeapTuple tup, TupleDesc td, TimestampTz cancelled_at)
 		book_entry(&e);
 	}
 	apply_delta(customer_id, currency, &d);
+	/* loyalty: everything the order earned, and its reactivation credit, goes back */
+	ca_loyalty_order_cancelled(customer_id, order_no, currency, cancelled_at);
 }
 
 /* ------------------------------------------------------------------------
@@ -1234,6 +1245,9 @@ orders_post(PG_FUNCTION_ARGS)
 						 errhint("Take the goods back as a return instead.")));
 			post_cancel(new, td, DatumGetTimestampTz(new_cancel));
 		}
+		/* loyalty: pending points get their available and expiry dates */
+		if (old_deliv_null && !new_deliv_null)
+			ca_loyalty_order_delivered(order_no, DatumGetTimestampTz(tuple_datum(new, td, "delivered_at", &new_deliv_null)));
 	}
 	ca_finish();
 	return PointerGetDatum(NULL);
@@ -1693,6 +1707,8 @@ merge_customers(PG_FUNCTION_ARGS)
 			 "                           WHERE customer_id = $1 AND kind = 'email' ORDER BY linked_at LIMIT 1)),"
 			 " blocked = s.blocked OR d.blocked"
 			 " FROM customer_account.customer d WHERE s.customer_id = $1 AND d.customer_id = $2", survivor, duplicate);
+	/* loyalty: lots, history and totals move to the survivor with their dates */
+	ca_loyalty_merge(survivor, duplicate);
 	ca_finish();
 	PG_RETURN_VOID();
 }

@@ -19,6 +19,23 @@ typedef struct Reason
 } Reason;
 
 static const Reason reasons[] = {
+	/* loyalty: refusals and the lines of loyalty_history() */
+	{"insufficient_points", "Sie haben nicht genügend verfügbare Punkte für diese Einlösung.",
+	"You do not have enough available points for this redemption."},
+	{"no_loyalty_terms", "In der Währung dieses Verkaufskanals können keine Punkte eingelöst werden.",
+	"Points cannot be redeemed in the currency of this sales channel."},
+	{"points_earned", "Punkte für Ihren Einkauf gutgeschrieben.", "Points credited for your purchase."},
+	{"points_redeemed", "Punkte in Guthaben auf Ihrem Kundenkonto umgewandelt.",
+	"Points turned into store credit on your account."},
+	{"points_expired", "Punkte sind verfallen.", "Points expired."},
+	{"points_cancelled", "Punkte einer stornierten Bestellung zurückgebucht.",
+	"Points of a cancelled order taken back."},
+	{"points_returned", "Punkte für zurückgegebene Artikel zurückgebucht.",
+	"Points for returned items taken back."},
+	{"reactivation_credit", "Willkommen zurück! Wir haben Ihrem Kundenkonto eine Gutschrift erteilt.",
+	"Welcome back! We have credited your account."},
+	{"reactivation_credit_cancelled", "Die Willkommensgutschrift wurde mit der Stornierung der Bestellung zurückgenommen.",
+	"The welcome-back credit was taken back when the order was cancelled."},
 	/* payment methods */
 	{"ok", "Diese Zahlungsart steht Ihnen zur Verfügung.", "This payment method is available to you."},
 	{"overdue_debt", "Es sind noch überfällige Rechnungen offen; bitte begleichen Sie diese zuerst oder wählen Sie eine sofortige Zahlungsart.",

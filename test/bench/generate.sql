@@ -7,8 +7,15 @@
 --   and the hotline; ~10% in CHF; invoices mostly paid, some late, some not
 --   at all (overdue); a few cancellations; returns of recent orders at the
 --   tills.  About 10 ledger rows each.
+--   loyalty on (test/bench/loyalty.sql): every line earns per rule, the store
+--   regulars who come back online get the reactivation credit, cancellations
+--   take points back, a tenth of the customers redeem half of their points.
 \set ON_ERROR_STOP on
 SET LOCAL search_path = customer_account, public;
+SELECT NOT EXISTS (SELECT 1 FROM customer_account.loyalty_terms) AS need_loyalty \gset
+\if :need_loyalty
+\ir loyalty.sql
+\endif
 INSERT INTO customer_account.customer (customer_id, full_name, email, language, customer_since)
 SELECT i, 'Customer ' || i, 'c' || i || '@example.com', CASE WHEN i % 4 = 0 THEN 'en' ELSE 'de' END,
        now() - interval '1 day' * (30 + (hashint8(i) & 1023))
@@ -65,6 +72,10 @@ UPDATE customer_account.orders o SET cancelled_at = o.placed_at + interval '2 ho
 FROM gen_orders g WHERE g.order_no = o.order_no AND (g.h >> 55) % 40 = 0;
 UPDATE customer_account.orders o SET delivered_at = o.placed_at + interval '2 days'
 FROM gen_orders g WHERE g.order_no = o.order_no AND o.cancelled_at IS NULL AND (g.h >> 55) % 40 <> 0;
+-- loyalty: a tenth of the customers turn half of their available points into store credit
+SELECT count(customer_account.redeem_points(a.customer_id, p.available / 2, 'web-de')) AS redemptions
+FROM customer_account.loyalty_account a, LATERAL customer_account.loyalty_points(a.customer_id) p
+WHERE a.customer_id >= :lo AND a.customer_id < :hi AND a.customer_id % 10 = 3 AND p.available >= 200 \gset
 -- returns through accept_return(): the first line of about one in four orders
 -- of the last 60 days comes back at a till (or by parcel to the Swiss shop);
 -- refused returns (window, not delivered) are recorded too

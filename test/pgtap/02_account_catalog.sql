@@ -30,7 +30,7 @@ SELECT has_function('customer_account', 'verify_balances', ARRAY[]::text[]);
 SELECT is((SELECT proargnames[3:] FROM pg_proc WHERE oid = 'customer_account.balance(bigint, timestamptz)'::regprocedure),
     ARRAY['customer_id', 'currency', 'balance', 'open_amount', 'overdue_amount', 'oldest_overdue_days', 'store_credit',
           'lifetime_revenue', 'revenue_12m', 'orders_12m', 'returned_value_12m', 'return_rate', 'last_purchase_at',
-          'last_purchase_by_kind', 'dunning_level', 'value_segment'],
+          'last_purchase_by_kind', 'dunning_level', 'value_segment', 'loyalty_tier'],
     'balance() returns the contract''s columns in order');
 SELECT is((SELECT proargnames[4:] FROM pg_proc WHERE oid = 'customer_account.payment_options(bigint, customer_account.currency_amount, text)'::regprocedure),
     ARRAY['method', 'allowed', 'reason_code', 'reason'], 'payment_options() columns');

@@ -2,11 +2,15 @@
 -- hundred customers, through the functions and through plain INSERTs, in
 -- random (also back-dated) order, returns at tills and by parcel included.  Afterwards every account state row equals
 -- the ledger (verify_balances() is empty), the monthly counters equal the
--- ledger, and balance() agrees with the books customer by customer.
+-- ledger, and balance() agrees with the books customer by customer.  With
+-- a loyalty programme on, a second round adds deliveries, redemptions,
+-- returns, cancellations and expiry bookings: the points ledger, the lots
+-- and the cached totals always agree (verify_loyalty() is empty), and the
+-- readings (now, in the past, the finance view) agree with the lots.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS customer_account CASCADE;
 SET search_path = customer_account, public;
-SELECT plan(11);
+SELECT plan(19);
 
 SELECT setseed(0.4242);
 SELECT add_channel('web-de', 'webshop', 'EUR');
@@ -18,6 +22,18 @@ SELECT add_channel('web-ch', 'webshop', 'CHF');
 SELECT register_customer('Customer ' || i, 'c' || i || '@example.com', NULL, CASE WHEN i % 3 = 0 THEN 'en' ELSE 'de' END,
                          now() - interval '3 years') FROM generate_series(1, 300) i;
 UPDATE credit_policy SET credit_limit = 3000, overdue_tolerance = 1000000;
+-- the loyalty programme: every order earns while the events are booked
+SELECT set_loyalty_terms('EUR', '0.01 EUR', 400);
+SELECT set_loyalty_terms('CHF', '0.01 CHF', 300, 10);
+SELECT add_earn_rule('base', 1);
+SELECT add_earn_rule('store', 2, 'store');
+SELECT add_earn_rule('excluded', 0, NULL, 'SKU-4%');
+SELECT add_points_multiplier('web-weeks', 2, NULL, 'webshop', NULL, now() - interval '200 days', now() - interval '150 days');
+SELECT add_loyalty_tier('basic', 'EUR', '0.00 EUR');
+SELECT add_loyalty_tier('gold', 'EUR', '300.00 EUR');
+SELECT add_points_multiplier('gold', 1.5, 'gold');
+SELECT add_reactivation_rule('back', 'webshop', 60, 'store', 1, 365, '5.00 EUR', NULL, NULL, 90);
+SELECT add_reactivation_rule('back-app', 'app', 30, 'marketplace', 1, 365, NULL, 10, '4.00 EUR', 60);
 
 CREATE TEMP TABLE outcome (kind text, ok boolean, sqlstate text, message text);
 
@@ -123,6 +139,63 @@ BEGIN
     END LOOP;
 END $$;
 
+-- the loyalty round: deliveries, redemptions, returns, cancellations, expiry, more orders
+DO $$
+DECLARE
+    c bigint; o text; r float8; n int; at timestamptz; k text; cur text;
+    l record;
+BEGIN
+    FOR i IN 1 .. 1500 LOOP
+        r := random();
+        c := 1 + floor(random() * 300)::bigint;
+        BEGIN
+            IF r < 0.30 THEN
+                SELECT x.order_no, x.placed_at INTO o, at FROM customer_account.orders x
+                WHERE x.customer_id = c AND x.cancelled_at IS NULL AND x.delivered_at IS NULL LIMIT 1;
+                IF o IS NOT NULL THEN
+                    PERFORM customer_account.mark_delivered(o, least(at + random() * interval '5 days', now()));
+                    INSERT INTO outcome VALUES ('loyalty deliver', true, NULL, NULL);
+                END IF;
+            ELSIF r < 0.50 THEN
+                cur := CASE WHEN random() < 0.1 THEN 'web-ch' ELSE (ARRAY['web-de', 'store-1', 'app-de'])[1 + floor(random() * 3)::int] END;
+                PERFORM customer_account.redeem_points(c, 1 + floor(random() * 400)::bigint, cur);
+                INSERT INTO outcome VALUES ('loyalty redeem', true, NULL, NULL);
+            ELSIF r < 0.65 THEN
+                SELECT lot.order_no, lot.line_no, lot.qty - lot.returned_qty AS left INTO l
+                FROM customer_account.loyalty_lot lot
+                WHERE lot.customer_id = c AND lot.returned_qty < lot.qty ORDER BY random() LIMIT 1;
+                IF FOUND THEN
+                    PERFORM customer_account.loyalty_reverse_return(c, l.order_no, l.line_no, 1 + floor(random() * l.left)::int);
+                    INSERT INTO outcome VALUES ('loyalty return', true, NULL, NULL);
+                END IF;
+            ELSIF r < 0.75 THEN
+                SELECT x.order_no INTO o FROM customer_account.orders x
+                WHERE x.customer_id = c AND x.cancelled_at IS NULL AND x.delivered_at IS NULL ORDER BY random() LIMIT 1;
+                IF o IS NOT NULL THEN
+                    PERFORM customer_account.cancel_order(o, now());
+                    INSERT INTO outcome VALUES ('loyalty cancel', true, NULL, NULL);
+                END IF;
+            ELSIF r < 0.80 THEN
+                PERFORM customer_account.expire_points(now() - random() * interval '200 days');
+                INSERT INTO outcome VALUES ('loyalty expire', true, NULL, NULL);
+            ELSE
+                k := (ARRAY['web-de', 'app-de', 'store-1', 'ebay', 'web-ch'])[1 + floor(random() * 5)::int];
+                cur := CASE WHEN k = 'web-ch' THEN 'CHF' ELSE 'EUR' END;
+                n := 1 + floor(random() * 3)::int;
+                PERFORM customer_account.place_order('L-' || i, c, k,
+                    (SELECT jsonb_agg(jsonb_build_object('sku', 'SKU-' || floor(random() * 50), 'qty', 1 + floor(random() * 4)::int,
+                                                         'unit_price', (1 + floor(random() * 9000)) / 100.0 || ' ' || cur))
+                     FROM generate_series(1, n)),
+                    CASE k WHEN 'store-1' THEN 'cash' WHEN 'ebay' THEN 'marketplace' ELSE 'credit_card' END,
+                    now() - random() * interval '300 days');
+                INSERT INTO outcome VALUES ('loyalty order', true, NULL, NULL);
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            INSERT INTO outcome VALUES ('refused', false, SQLSTATE, SQLERRM);
+        END;
+    END LOOP;
+END $$;
+
 SELECT cmp_ok((SELECT count(*) FROM outcome WHERE ok)::int, '>', 2000, 'most random events were booked');
 SELECT is_empty($$SELECT * FROM outcome WHERE NOT ok AND sqlstate NOT IN ('RA001')$$,
     'the only refusals are business refusals (RA001)');
@@ -172,6 +245,46 @@ SELECT is_empty($$
     EXCEPT
     SELECT order_no, sum(customer_account.minor_units(refund)) FROM customer_account.return_refund GROUP BY 1$$,
     'the credit notes in the ledger equal the refund rows of every order');
+
+-- loyalty: every kind of entry happened, and the books agree
+SELECT is((SELECT array_agg(DISTINCT kind ORDER BY kind) FROM customer_account.loyalty_entry),
+    ARRAY['credit', 'earn', 'expire', 'redeem', 'reverse'], 'earnings, redemptions, expiries, reversals and credits were booked');
+SELECT cmp_ok((SELECT count(*) FROM outcome WHERE kind = 'loyalty redeem')::int, '>', 50, 'many redemptions went through');
+SELECT is_empty($$SELECT * FROM customer_account.verify_loyalty()$$, 'verify_loyalty() finds no difference');
+SELECT is_empty($$SELECT * FROM customer_account.loyalty_lot WHERE remaining < 0 OR remaining > points OR reversed > points$$,
+    'no lot holds less than nothing or more than it earned');
+-- the readings from the dates alone agree with the lots: now (direct reads) ...
+SELECT is_empty($$
+    SELECT a.customer_id FROM customer_account.loyalty_account a, LATERAL customer_account.loyalty_points(a.customer_id) p
+    WHERE (p.available::numeric, p.pending::numeric) IS DISTINCT FROM (
+        SELECT (coalesce(sum(l.remaining) FILTER (WHERE l.available_at <= now() AND l.expires_at > now()), 0),
+                coalesce(sum(l.remaining) FILTER (WHERE l.available_at IS NULL OR l.available_at > now()), 0))
+        FROM customer_account.loyalty_lot l WHERE l.customer_id = a.customer_id AND l.earned_at <= now())$$,
+    'loyalty_points() now agrees with the lots');
+-- ... and in the past (what the lots earned less the debits up to then, expiry bookings left out)
+SELECT is_empty($$
+    SELECT a.customer_id FROM customer_account.loyalty_account a,
+         LATERAL customer_account.loyalty_points(a.customer_id, now() - interval '90 days') p
+    WHERE (p.available::numeric, p.pending::numeric) IS DISTINCT FROM (
+        SELECT (coalesce(sum(x.rem) FILTER (WHERE x.available_at <= now() - interval '90 days'
+                                            AND x.expires_at > now() - interval '90 days'), 0),
+                coalesce(sum(x.rem) FILTER (WHERE x.available_at IS NULL OR x.available_at > now() - interval '90 days'), 0))
+        FROM (SELECT l.available_at, l.expires_at,
+                     l.points + coalesce(sum(u.points) FILTER (WHERE u.at <= now() - interval '90 days'
+                                                               AND u.kind <> 'expire'), 0) AS rem
+              FROM customer_account.loyalty_lot l LEFT JOIN customer_account.loyalty_lot_use u ON u.lot_id = l.lot_id
+              WHERE l.customer_id = a.customer_id AND l.earned_at <= now() - interval '90 days'
+              GROUP BY l.lot_id) x)$$,
+    'loyalty_points() in the past agrees with the lot uses');
+SELECT ok((SELECT (sum(pending), sum(available)) FROM customer_account.loyalty_liability())
+    IS NOT DISTINCT FROM
+    (SELECT (sum(p.pending), sum(p.available)) FROM customer_account.customer c, LATERAL customer_account.loyalty_points(c.customer_id) p
+     WHERE c.merged_into IS NULL),
+    'the finance view adds up to the customers'' readings');
+SELECT is_empty($$
+    SELECT o.order_no FROM customer_account.orders o JOIN customer_account.loyalty_lot l ON l.order_no = o.order_no
+    WHERE o.cancelled_at IS NOT NULL GROUP BY o.order_no HAVING sum(l.remaining) > 0$$,
+    'cancelled orders hold no points');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -16,7 +16,7 @@ CREATE TEMP TABLE rt (side text, key text, value text);
 \copy rt FROM PROGRAM 'cat "$CA_RT_FILE" && rm -f "$CA_RT_FILE"'
 CREATE TEMP VIEW src AS SELECT key, value FROM rt WHERE side = 'src';
 
-SELECT plan(23 + 3 * (SELECT count(*)::int FROM src));
+SELECT plan(25 + 3 * (SELECT count(*)::int FROM src));
 
 -- pg_dump keeps the position of every sequence the extension owns
 SELECT is(ARRAY(SELECT c.relname::text FROM pg_class c, pg_extension e
@@ -59,6 +59,9 @@ SELECT alike((SELECT value FROM rt WHERE side = 'after' AND key = 'line_on_resto
 SELECT alike((SELECT value FROM rt WHERE side = 'after' AND key = 'order_again'), 'ERROR:  23505%',
     'a restored order is not booked a second time');
 SELECT is((SELECT value FROM rt WHERE side = 'after' AND key = 'verify_balances'), 'ok 0', 'the books agree after the new business');
+SELECT is((SELECT value FROM rt WHERE side = 'after' AND key = 'loyalty_earns'), 'ok AFTER-1 15, AFTER-2 18',
+    'new orders earn points after the restore (the restored lines were not credited again)');
+SELECT is((SELECT value FROM rt WHERE side = 'after' AND key = 'verify_loyalty'), 'ok 0', 'the points books agree after the new business');
 
 -- keep the script's log (its path is in the rows) only when something failed
 SELECT num_failed() = 0 AND coalesce(value LIKE '%/ca-restore.%/log', false) AS rt_passed, value AS rt_log

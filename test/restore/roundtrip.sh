@@ -31,7 +31,7 @@ row log file "$LOG"
     "$BINDIR/dropdb" --if-exists "$INS"
     "$BINDIR/createdb" "$SRC"
 } >>"$LOG" 2>&1
-if ! "${PSQL[@]}" -d "$SRC" -f test/restore/populate.sql >>"$LOG" 2>&1; then
+if ! "${PSQL[@]}" -d "$SRC" -f test/restore/populate.sql -f test/restore/populate_loyalty.sql >>"$LOG" 2>&1; then
     row restore populate failed
     exit 0
 fi
@@ -84,6 +84,8 @@ after deliver_restored "SELECT mark_delivered('POS-1')"
 after line_on_restored_order "INSERT INTO order_line (order_no, line_no, sku, qty, unit_price) VALUES ('WEB-1', 9, 'MORE', 1, '1.00 EUR')"
 after order_again "INSERT INTO orders (order_no, customer_id, channel, payment_method, total) VALUES ('WEB-1', 1, 'web-de', 'invoice', '104.87 EUR')"
 after verify_balances "SELECT count(*) FROM verify_balances()"
+after loyalty_earns "SELECT string_agg(order_no || ' ' || points, ', ' ORDER BY order_no) FROM loyalty_lot WHERE order_no LIKE 'AFTER-%'"
+after verify_loyalty "SELECT count(*) FROM verify_loyalty()"
 
 {
     "$BINDIR/dropdb" --if-exists "$SRC"

@@ -63,7 +63,11 @@ END $$;
 COPY (
     SELECT 'upgraded', 'extversion', '', extversion FROM pg_extension WHERE extname = 'customer_account'
   UNION ALL
-    SELECT 'upgraded', 'balance', b.customer_id || ' ' || b.currency, b::text
+    -- the columns 1.0.0 had; later versions add theirs at the end (loyalty_tier)
+    SELECT 'upgraded', 'balance', b.customer_id || ' ' || b.currency,
+           ROW(b.customer_id, b.currency, b.balance, b.open_amount, b.overdue_amount, b.oldest_overdue_days,
+               b.store_credit, b.lifetime_revenue, b.revenue_12m, b.orders_12m, b.returned_value_12m, b.return_rate,
+               b.last_purchase_at, b.last_purchase_by_kind, b.dunning_level, b.value_segment)::text
     FROM customer c, balance(c.customer_id, :'as_of') b WHERE c.merged_into IS NULL
   UNION ALL
     SELECT 'upgraded', 'rows', relname, n::text FROM pg_temp.row_counts()
