@@ -444,3 +444,19 @@ SELECT * FROM pg_temp.hist(:bob);
 SELECT pg_temp.try($$DELETE FROM customer_account.loyalty_entry$$);
 SELECT pg_temp.try($$TRUNCATE customer_account.loyalty_lot_use$$);
 SELECT * FROM verify_loyalty();
+
+------------------------------------------------------------------------------
+-- a return at a till takes back what the returned units earned
+------------------------------------------------------------------------------
+SELECT register_customer('Rita Return', 'rita@example.com', NULL, 'en', '2020-01-01') AS rita \gset
+SELECT place_order('RR-1', :rita, 'web-de', '[{"sku":"SHIRT","qty":2,"unit_price":"25.00 EUR"}]', 'credit_card',
+                   now() - interval '3 days');
+SELECT mark_delivered('RR-1', now() - interval '2 days');
+SELECT available, pending FROM loyalty_points(:rita);
+SELECT action, refund, reason_code FROM accept_return('RR-1', 'SHIRT', 1, 'store-berlin');
+SELECT available, pending FROM loyalty_points(:rita);
+SELECT kind, points, order_no FROM loyalty_history(:rita) ORDER BY at, kind;
+SELECT action, refund, reason_code FROM accept_return('RR-1', 'SHIRT', 1, 'store-berlin');
+SELECT available, pending FROM loyalty_points(:rita);
+SELECT * FROM verify_loyalty();
+SELECT * FROM verify_balances();

@@ -35,6 +35,7 @@
 #include "currency.h"
 #include "direct.h"
 #include "money.h"
+#include "loyalty.h"
 #include "posting.h"
 #include "profile.h"
 #include "return_rules.h"
@@ -489,6 +490,8 @@ decide_and_book(ReturnSetInfo *rsinfo, Oid action_type, ReturnCase *rc, const Re
 		for (int i = 0; i < d->nroutes; i++)
 			write_refund(rc, line_no, i + 1, &d->routes[i]);
 		book_return(rc, d, sku, quantity, channel, ret_kind, now);
+		/* the account is locked: take back what those units earned */
+		(void) ca_loyalty_reverse_return_sku(rc->customer_id, rc->order_no, sku, quantity, now);
 	}
 	write_outbox(rc, d, sku, quantity, channel);
 	for (int i = 0; i < d->nroutes; i++)
