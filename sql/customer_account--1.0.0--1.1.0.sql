@@ -1750,46 +1750,81 @@ AS $$
                          AND m.currency OPERATOR(pg_catalog.=) s.currency
         LEFT JOIN @extschema@.customer c ON c.customer_id OPERATOR(pg_catalog.=) coalesce(s.customer_id, m.customer_id)
     ), diffs AS (
+        -- each figure compared in its own type; text only for a difference
         SELECT a.customer_id, a.currency, f.figure, f.is_money, f.stored, f.recomputed
         FROM accounts a
-        LEFT JOIN hist h ON h.customer_id OPERATOR(pg_catalog.=) a.customer_id AND h.currency OPERATOR(pg_catalog.=) a.currency
         LEFT JOIN items it ON it.customer_id OPERATOR(pg_catalog.=) a.customer_id AND it.currency OPERATOR(pg_catalog.=) a.currency
         LEFT JOIN paid p ON p.customer_id OPERATOR(pg_catalog.=) a.customer_id AND p.currency OPERATOR(pg_catalog.=) a.currency
         LEFT JOIN notices n ON n.customer_id OPERATOR(pg_catalog.=) a.customer_id AND n.currency OPERATOR(pg_catalog.=) a.currency
                            AND n.cycle OPERATOR(pg_catalog.=) (a.st).dunning_cycle
         CROSS JOIN LATERAL (VALUES
-            ('balance', true, coalesce((a.st).balance, 0)::text, coalesce((a.m).balance, 0)::text),
-            ('open_amount', true, coalesce((a.st).open_amount, 0)::text, coalesce((a.m).open, 0)::text),
-            ('store_credit', true, coalesce((a.st).store_credit, 0)::text, coalesce((a.m).credit, 0)::text),
-            ('lifetime_revenue', true, coalesce((a.st).lifetime_revenue, 0)::text, coalesce((a.m).revenue, 0)::text),
-            ('lifetime_returned', true, coalesce((a.st).lifetime_returned, 0)::text, coalesce((a.m).returned, 0)::text),
-            ('orders_count', false, coalesce((a.st).orders_count, 0)::text, coalesce((a.m).orders, 0)::text),
-            ('open_items', true, coalesce((a.st).open_amount, 0)::text, coalesce(it.open, 0)::text),
-            ('balance = open - credit', true, coalesce((a.st).balance, 0)::text,
-                (coalesce((a.st).open_amount, 0) - coalesce((a.st).store_credit, 0))::text),
-            ('next_due_at', false, (a.st).next_due_at::text, it.next_due::text),
-            ('paid_orders', false, coalesce((a.st).paid_orders, 0)::text,
-                CASE WHEN a.merged_away THEN '0' ELSE coalesce(p.paid_orders, 0)::text END),
-            ('dunning_level', false, coalesce((a.st).dunning_level, 0)::text,
-                CASE WHEN a.merged_away THEN '0' ELSE coalesce(n.level, 0)::text END)
-        ) AS f(figure, is_money, stored, recomputed)
-        WHERE f.stored IS DISTINCT FROM f.recomputed
+            ('balance', true, (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.m).balance, 0)),
+                CASE WHEN (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.m).balance, 0)) THEN (coalesce((a.st).balance, 0))::text END,
+                CASE WHEN (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.m).balance, 0)) THEN (coalesce((a.m).balance, 0))::text END),
+            ('open_amount', true, (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce((a.m).open, 0)),
+                CASE WHEN (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce((a.m).open, 0)) THEN (coalesce((a.st).open_amount, 0))::text END,
+                CASE WHEN (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce((a.m).open, 0)) THEN (coalesce((a.m).open, 0))::text END),
+            ('store_credit', true, (coalesce((a.st).store_credit, 0)) IS DISTINCT FROM (coalesce((a.m).credit, 0)),
+                CASE WHEN (coalesce((a.st).store_credit, 0)) IS DISTINCT FROM (coalesce((a.m).credit, 0)) THEN (coalesce((a.st).store_credit, 0))::text END,
+                CASE WHEN (coalesce((a.st).store_credit, 0)) IS DISTINCT FROM (coalesce((a.m).credit, 0)) THEN (coalesce((a.m).credit, 0))::text END),
+            ('lifetime_revenue', true, (coalesce((a.st).lifetime_revenue, 0)) IS DISTINCT FROM (coalesce((a.m).revenue, 0)),
+                CASE WHEN (coalesce((a.st).lifetime_revenue, 0)) IS DISTINCT FROM (coalesce((a.m).revenue, 0)) THEN (coalesce((a.st).lifetime_revenue, 0))::text END,
+                CASE WHEN (coalesce((a.st).lifetime_revenue, 0)) IS DISTINCT FROM (coalesce((a.m).revenue, 0)) THEN (coalesce((a.m).revenue, 0))::text END),
+            ('lifetime_returned', true, (coalesce((a.st).lifetime_returned, 0)) IS DISTINCT FROM (coalesce((a.m).returned, 0)),
+                CASE WHEN (coalesce((a.st).lifetime_returned, 0)) IS DISTINCT FROM (coalesce((a.m).returned, 0)) THEN (coalesce((a.st).lifetime_returned, 0))::text END,
+                CASE WHEN (coalesce((a.st).lifetime_returned, 0)) IS DISTINCT FROM (coalesce((a.m).returned, 0)) THEN (coalesce((a.m).returned, 0))::text END),
+            ('orders_count', false, (coalesce((a.st).orders_count, 0)::bigint) IS DISTINCT FROM (coalesce((a.m).orders, 0)),
+                CASE WHEN (coalesce((a.st).orders_count, 0)::bigint) IS DISTINCT FROM (coalesce((a.m).orders, 0)) THEN (coalesce((a.st).orders_count, 0)::bigint)::text END,
+                CASE WHEN (coalesce((a.st).orders_count, 0)::bigint) IS DISTINCT FROM (coalesce((a.m).orders, 0)) THEN (coalesce((a.m).orders, 0))::text END),
+            ('open_items', true, (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce(it.open, 0)),
+                CASE WHEN (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce(it.open, 0)) THEN (coalesce((a.st).open_amount, 0))::text END,
+                CASE WHEN (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce(it.open, 0)) THEN (coalesce(it.open, 0))::text END),
+            ('balance = open - credit', true, (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.st).open_amount, 0) - coalesce((a.st).store_credit, 0)),
+                CASE WHEN (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.st).open_amount, 0) - coalesce((a.st).store_credit, 0)) THEN (coalesce((a.st).balance, 0))::text END,
+                CASE WHEN (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.st).open_amount, 0) - coalesce((a.st).store_credit, 0)) THEN (coalesce((a.st).open_amount, 0) - coalesce((a.st).store_credit, 0))::text END),
+            ('next_due_at', false, ((a.st).next_due_at) IS DISTINCT FROM (it.next_due),
+                CASE WHEN ((a.st).next_due_at) IS DISTINCT FROM (it.next_due) THEN ((a.st).next_due_at)::text END,
+                CASE WHEN ((a.st).next_due_at) IS DISTINCT FROM (it.next_due) THEN (it.next_due)::text END),
+            ('paid_orders', false, (coalesce((a.st).paid_orders, 0)::bigint) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(p.paid_orders, 0) END),
+                CASE WHEN (coalesce((a.st).paid_orders, 0)::bigint) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(p.paid_orders, 0) END) THEN (coalesce((a.st).paid_orders, 0)::bigint)::text END,
+                CASE WHEN (coalesce((a.st).paid_orders, 0)::bigint) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(p.paid_orders, 0) END) THEN (CASE WHEN a.merged_away THEN 0 ELSE coalesce(p.paid_orders, 0) END)::text END),
+            ('dunning_level', false, (coalesce((a.st).dunning_level, 0)) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(n.level, 0) END),
+                CASE WHEN (coalesce((a.st).dunning_level, 0)) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(n.level, 0) END) THEN (coalesce((a.st).dunning_level, 0))::text END,
+                CASE WHEN (coalesce((a.st).dunning_level, 0)) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(n.level, 0) END) THEN (CASE WHEN a.merged_away THEN 0 ELSE coalesce(n.level, 0) END)::text END)
+        ) AS f(figure, is_money, differs, stored, recomputed)
+        WHERE f.differs
         UNION ALL
         -- history figures, on the surviving accounts only
         SELECT a.customer_id, a.currency, f.figure, false, f.stored, f.recomputed
         FROM accounts a
         LEFT JOIN hist h ON h.customer_id OPERATOR(pg_catalog.=) a.customer_id AND h.currency OPERATOR(pg_catalog.=) a.currency
         CROSS JOIN LATERAL (VALUES
-            ('first_order_at', (a.st).first_order_at::text, h.first_order::text),
-            ('last_purchase_at', (a.st).last_purchase_at::text, h.last_purchase::text),
-            ('last_webshop', (a.st).last_webshop::text, h.last_webshop::text),
-            ('last_store', (a.st).last_store::text, h.last_store::text),
-            ('last_marketplace', (a.st).last_marketplace::text, h.last_marketplace::text),
-            ('last_callcenter', (a.st).last_callcenter::text, h.last_callcenter::text),
-            ('last_app', (a.st).last_app::text, h.last_app::text),
-            ('last_event_at', (a.st).last_event_at::text, h.last_event::text)
-        ) AS f(figure, stored, recomputed)
-        WHERE NOT a.merged_away AND f.stored IS DISTINCT FROM f.recomputed
+            ('first_order_at', false, ((a.st).first_order_at) IS DISTINCT FROM (h.first_order),
+                CASE WHEN ((a.st).first_order_at) IS DISTINCT FROM (h.first_order) THEN ((a.st).first_order_at)::text END,
+                CASE WHEN ((a.st).first_order_at) IS DISTINCT FROM (h.first_order) THEN (h.first_order)::text END),
+            ('last_purchase_at', false, ((a.st).last_purchase_at) IS DISTINCT FROM (h.last_purchase),
+                CASE WHEN ((a.st).last_purchase_at) IS DISTINCT FROM (h.last_purchase) THEN ((a.st).last_purchase_at)::text END,
+                CASE WHEN ((a.st).last_purchase_at) IS DISTINCT FROM (h.last_purchase) THEN (h.last_purchase)::text END),
+            ('last_webshop', false, ((a.st).last_webshop) IS DISTINCT FROM (h.last_webshop),
+                CASE WHEN ((a.st).last_webshop) IS DISTINCT FROM (h.last_webshop) THEN ((a.st).last_webshop)::text END,
+                CASE WHEN ((a.st).last_webshop) IS DISTINCT FROM (h.last_webshop) THEN (h.last_webshop)::text END),
+            ('last_store', false, ((a.st).last_store) IS DISTINCT FROM (h.last_store),
+                CASE WHEN ((a.st).last_store) IS DISTINCT FROM (h.last_store) THEN ((a.st).last_store)::text END,
+                CASE WHEN ((a.st).last_store) IS DISTINCT FROM (h.last_store) THEN (h.last_store)::text END),
+            ('last_marketplace', false, ((a.st).last_marketplace) IS DISTINCT FROM (h.last_marketplace),
+                CASE WHEN ((a.st).last_marketplace) IS DISTINCT FROM (h.last_marketplace) THEN ((a.st).last_marketplace)::text END,
+                CASE WHEN ((a.st).last_marketplace) IS DISTINCT FROM (h.last_marketplace) THEN (h.last_marketplace)::text END),
+            ('last_callcenter', false, ((a.st).last_callcenter) IS DISTINCT FROM (h.last_callcenter),
+                CASE WHEN ((a.st).last_callcenter) IS DISTINCT FROM (h.last_callcenter) THEN ((a.st).last_callcenter)::text END,
+                CASE WHEN ((a.st).last_callcenter) IS DISTINCT FROM (h.last_callcenter) THEN (h.last_callcenter)::text END),
+            ('last_app', false, ((a.st).last_app) IS DISTINCT FROM (h.last_app),
+                CASE WHEN ((a.st).last_app) IS DISTINCT FROM (h.last_app) THEN ((a.st).last_app)::text END,
+                CASE WHEN ((a.st).last_app) IS DISTINCT FROM (h.last_app) THEN (h.last_app)::text END),
+            ('last_event_at', false, ((a.st).last_event_at) IS DISTINCT FROM (h.last_event),
+                CASE WHEN ((a.st).last_event_at) IS DISTINCT FROM (h.last_event) THEN ((a.st).last_event_at)::text END,
+                CASE WHEN ((a.st).last_event_at) IS DISTINCT FROM (h.last_event) THEN (h.last_event)::text END)
+        ) AS f(figure, is_money, differs, stored, recomputed)
+        WHERE NOT a.merged_away AND f.differs
         UNION ALL
         -- the month ring (against account_period, which the ledger checks below)
         -- and the customer facts copied onto every state row
@@ -1798,15 +1833,29 @@ AS $$
         LEFT JOIN rings rg ON rg.customer_id OPERATOR(pg_catalog.=) a.customer_id
                           AND rg.currency OPERATOR(pg_catalog.=) a.currency
         CROSS JOIN LATERAL (VALUES
-            ('month_ring', coalesce((a.st).month_ring, '{}')::text, coalesce(rg.ring, '{}')::text),
-            ('merged_into', (a.st).merged_into::text, (a.cust).merged_into::text),
-            ('customer_blocked', (a.st).customer_blocked::text, (a.cust).blocked::text),
-            ('customer_since', (a.st).customer_since::text, (a.cust).customer_since::text),
-            ('customer_language', (a.st).customer_language::text, (a.cust).language::text),
-            ('customer_credit_limit', (a.st).customer_credit_limit::text, (a.cust).credit_limit::text),
-            ('customer_group', (a.st).customer_group::text, (a.cust).customer_group::text)
-        ) AS f(figure, stored, recomputed)
-        WHERE (a.st).customer_id IS NOT NULL AND f.stored IS DISTINCT FROM f.recomputed
+            ('month_ring', false, (coalesce((a.st).month_ring, '{}')) IS DISTINCT FROM (coalesce(rg.ring, '{}')),
+                CASE WHEN (coalesce((a.st).month_ring, '{}')) IS DISTINCT FROM (coalesce(rg.ring, '{}')) THEN (coalesce((a.st).month_ring, '{}'))::text END,
+                CASE WHEN (coalesce((a.st).month_ring, '{}')) IS DISTINCT FROM (coalesce(rg.ring, '{}')) THEN (coalesce(rg.ring, '{}'))::text END),
+            ('merged_into', false, ((a.st).merged_into) IS DISTINCT FROM ((a.cust).merged_into),
+                CASE WHEN ((a.st).merged_into) IS DISTINCT FROM ((a.cust).merged_into) THEN ((a.st).merged_into)::text END,
+                CASE WHEN ((a.st).merged_into) IS DISTINCT FROM ((a.cust).merged_into) THEN ((a.cust).merged_into)::text END),
+            ('customer_blocked', false, ((a.st).customer_blocked) IS DISTINCT FROM ((a.cust).blocked),
+                CASE WHEN ((a.st).customer_blocked) IS DISTINCT FROM ((a.cust).blocked) THEN ((a.st).customer_blocked)::text END,
+                CASE WHEN ((a.st).customer_blocked) IS DISTINCT FROM ((a.cust).blocked) THEN ((a.cust).blocked)::text END),
+            ('customer_since', false, ((a.st).customer_since) IS DISTINCT FROM ((a.cust).customer_since),
+                CASE WHEN ((a.st).customer_since) IS DISTINCT FROM ((a.cust).customer_since) THEN ((a.st).customer_since)::text END,
+                CASE WHEN ((a.st).customer_since) IS DISTINCT FROM ((a.cust).customer_since) THEN ((a.cust).customer_since)::text END),
+            ('customer_language', false, ((a.st).customer_language) IS DISTINCT FROM ((a.cust).language),
+                CASE WHEN ((a.st).customer_language) IS DISTINCT FROM ((a.cust).language) THEN ((a.st).customer_language)::text END,
+                CASE WHEN ((a.st).customer_language) IS DISTINCT FROM ((a.cust).language) THEN ((a.cust).language)::text END),
+            ('customer_credit_limit', false, ((a.st).customer_credit_limit) IS DISTINCT FROM ((a.cust).credit_limit),
+                CASE WHEN ((a.st).customer_credit_limit) IS DISTINCT FROM ((a.cust).credit_limit) THEN ((a.st).customer_credit_limit)::text END,
+                CASE WHEN ((a.st).customer_credit_limit) IS DISTINCT FROM ((a.cust).credit_limit) THEN ((a.cust).credit_limit)::text END),
+            ('customer_group', false, ((a.st).customer_group) IS DISTINCT FROM ((a.cust).customer_group),
+                CASE WHEN ((a.st).customer_group) IS DISTINCT FROM ((a.cust).customer_group) THEN ((a.st).customer_group)::text END,
+                CASE WHEN ((a.st).customer_group) IS DISTINCT FROM ((a.cust).customer_group) THEN ((a.cust).customer_group)::text END)
+        ) AS f(figure, is_money, differs, stored, recomputed)
+        WHERE (a.st).customer_id IS NOT NULL AND f.differs
         UNION ALL
         -- the monthly counters of the surviving accounts
         SELECT coalesce(ap.customer_id, mo.customer_id), coalesce(ap.currency, mo.currency), f.figure, f.is_money,
@@ -1815,12 +1864,20 @@ AS $$
         FULL JOIN months mo ON mo.customer_id OPERATOR(pg_catalog.=) ap.customer_id
                            AND mo.currency OPERATOR(pg_catalog.=) ap.currency AND mo.period OPERATOR(pg_catalog.=) ap.period
         CROSS JOIN LATERAL (VALUES
-            ('period revenue', true, coalesce(ap.revenue, 0)::text, coalesce(mo.revenue, 0)::text),
-            ('period purchased', true, coalesce(ap.purchased, 0)::text, coalesce(mo.purchased, 0)::text),
-            ('period returned', true, coalesce(ap.returned, 0)::text, coalesce(mo.returned, 0)::text),
-            ('period orders', false, coalesce(ap.orders, 0)::text, coalesce(mo.orders, 0)::text)
-        ) AS f(figure, is_money, stored, recomputed)
-        WHERE f.stored IS DISTINCT FROM f.recomputed
+            ('period revenue', true, (coalesce(ap.revenue, 0)) IS DISTINCT FROM (coalesce(mo.revenue, 0)),
+                CASE WHEN (coalesce(ap.revenue, 0)) IS DISTINCT FROM (coalesce(mo.revenue, 0)) THEN (coalesce(ap.revenue, 0))::text END,
+                CASE WHEN (coalesce(ap.revenue, 0)) IS DISTINCT FROM (coalesce(mo.revenue, 0)) THEN (coalesce(mo.revenue, 0))::text END),
+            ('period purchased', true, (coalesce(ap.purchased, 0)) IS DISTINCT FROM (coalesce(mo.purchased, 0)),
+                CASE WHEN (coalesce(ap.purchased, 0)) IS DISTINCT FROM (coalesce(mo.purchased, 0)) THEN (coalesce(ap.purchased, 0))::text END,
+                CASE WHEN (coalesce(ap.purchased, 0)) IS DISTINCT FROM (coalesce(mo.purchased, 0)) THEN (coalesce(mo.purchased, 0))::text END),
+            ('period returned', true, (coalesce(ap.returned, 0)) IS DISTINCT FROM (coalesce(mo.returned, 0)),
+                CASE WHEN (coalesce(ap.returned, 0)) IS DISTINCT FROM (coalesce(mo.returned, 0)) THEN (coalesce(ap.returned, 0))::text END,
+                CASE WHEN (coalesce(ap.returned, 0)) IS DISTINCT FROM (coalesce(mo.returned, 0)) THEN (coalesce(mo.returned, 0))::text END),
+            ('period orders', false, (coalesce(ap.orders, 0)::bigint) IS DISTINCT FROM (coalesce(mo.orders, 0)),
+                CASE WHEN (coalesce(ap.orders, 0)::bigint) IS DISTINCT FROM (coalesce(mo.orders, 0)) THEN (coalesce(ap.orders, 0)::bigint)::text END,
+                CASE WHEN (coalesce(ap.orders, 0)::bigint) IS DISTINCT FROM (coalesce(mo.orders, 0)) THEN (coalesce(mo.orders, 0))::text END)
+        ) AS f(figure, is_money, differs, stored, recomputed)
+        WHERE f.differs
     )
     SELECT d.customer_id, d.currency,
            CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.stored::bigint, d.currency) END,

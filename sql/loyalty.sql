@@ -460,3 +460,20 @@ SELECT action, refund, reason_code FROM accept_return('RR-1', 'SHIRT', 1, 'store
 SELECT available, pending FROM loyalty_points(:rita);
 SELECT * FROM verify_loyalty();
 SELECT * FROM verify_balances();
+
+------------------------------------------------------------------------------
+-- one statement with more lines than fit in work_mem (the transition table
+-- spills to disk) and more than one crediting chunk: every line earns once
+------------------------------------------------------------------------------
+SELECT register_customer('Lars Large', 'lars.large@example.com', NULL, 'en', '2020-01-01') AS lars \gset
+SET work_mem = '64kB';
+BEGIN;
+INSERT INTO orders (order_no, customer_id, channel, payment_method, total, placed_at)
+VALUES ('BIG-1', :lars, 'web-de', 'credit_card', '2500.00 EUR', now() - interval '1 day');
+INSERT INTO order_line (order_no, line_no, sku, qty, unit_price)
+SELECT 'BIG-1', g, 'BULK-' || g, 1, '1.00 EUR' FROM generate_series(1, 2500) g;
+COMMIT;
+RESET work_mem;
+SELECT available, pending FROM loyalty_points(:lars);
+SELECT count(*) AS lots, sum(points) AS points FROM loyalty_lot WHERE order_no = 'BIG-1';
+SELECT * FROM verify_loyalty();

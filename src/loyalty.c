@@ -564,6 +564,11 @@ loyalty_lines_post(PG_FUNCTION_ARGS)
 	ca_connect();
 	do
 	{
+		/*
+		 * The slot may own a tuple the tuplestore read from disk into cxt
+		 * (a statement larger than work_mem): let it go before the reset.
+		 */
+		ExecClearTuple(slot);
 		MemoryContextReset(cxt);
 		MemoryContextSwitchTo(cxt);
 		n = 0;
@@ -572,6 +577,7 @@ loyalty_lines_post(PG_FUNCTION_ARGS)
 		if (n > 0)
 			credit_lines(p, lines, n, cxt);
 	} while (n == CREDIT_CHUNK);
+	ExecClearTuple(slot);
 	MemoryContextSwitchTo(caller);
 	ca_finish();
 	MemoryContextSwitchTo(caller);
