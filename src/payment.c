@@ -3,7 +3,7 @@
  * payment.c
  *	  payment_options() and the enforcement of its decision when an order
  *	  is booked.  This file gathers the facts (direct index reads and the
- *	  configuration cache of direct.c) and formats the answer; the rules
+ *	  configuration cache of config.c) and formats the answer; the rules
  *	  themselves are in payment_rules.c.
  *
  *-------------------------------------------------------------------------
