@@ -48,6 +48,7 @@ utc_fields(TimestampTz ts, struct pg_tm *tm, fsec_t *fsec)
 				 errmsg("timestamp out of range")));
 }
 
+/* the first day of the UTC month of ts (the revenue period) */
 DateADT
 month_of(TimestampTz ts)
 {
@@ -58,6 +59,7 @@ month_of(TimestampTz ts)
 	return date2j(tm.tm_year, tm.tm_mon, 1) - POSTGRES_EPOCH_JDATE;
 }
 
+/* read the state row of (customer, currency) FOR UPDATE; false when there is none */
 static bool
 fetch_locked_state(int64 customer_id, const char *currency, AccountState *st)
 {
@@ -217,6 +219,7 @@ check_customer(int64 customer_id)
 	"   ELSE month_ring END,"
 static SPIPlanPtr plan_update_state_1_0;
 
+/* add one event's delta to the state row, the month ring and account_period */
 void
 apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 {

@@ -338,12 +338,14 @@ ensure_conf(void)
 	return conf;
 }
 
+/* the policy row (defaults when the table is empty) */
 const PolicyConf *
 ca_policy(void)
 {
 	return &ensure_conf()->policy;
 }
 
+/* the average 12-month revenue of a currency's segment; false when unknown */
 bool
 ca_segment_avg(const char *currency, double *avg)
 {
@@ -358,6 +360,7 @@ ca_segment_avg(const char *currency, double *avg)
 	return false;
 }
 
+/* the most specific credit policy for a channel kind, group and currency */
 const CreditPolicyConf *
 ca_credit_policy(int kind, const char *group, const char *currency)
 {
@@ -384,6 +387,7 @@ ca_credit_policy(int kind, const char *group, const char *currency)
 	return NULL;
 }
 
+/* every payment method, in sort order */
 const MethodConf *
 ca_methods(int *n)
 {
@@ -393,6 +397,7 @@ ca_methods(int *n)
 	return c->methods;
 }
 
+/* a channel by code; RA002 when unknown */
 const ChannelConf *
 ca_channel(const char *code)
 {
@@ -416,6 +421,7 @@ ca_channel(const char *code)
 	return NULL;
 }
 
+/* a configuration amount (1/10000 major units) in minor units, half away from zero */
 int64
 ca_conf_to_units(int64 conf_amount, int minor)
 {

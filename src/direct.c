@@ -129,7 +129,8 @@ typedef struct Rels
 static Rels rels;
 static bool callback_registered = false;
 
-static Oid
+/* the OID of customer_account.name; an error when the extension is missing */
+static inline Oid
 rel_oid(Oid nsp, const char *name)
 {
 	Oid			oid = get_relname_relid(name, nsp);
@@ -142,7 +143,8 @@ rel_oid(Oid nsp, const char *name)
 	return oid;
 }
 
-static AttrNumber
+/* the attribute number of a column that must exist */
+static inline AttrNumber
 att(Oid rel, const char *name)
 {
 	AttrNumber	a = get_attnum(rel, name);
@@ -182,6 +184,7 @@ relcache_callback(Datum arg, Oid relid)
 		rels.valid = false;
 }
 
+/* resolve the relations and columns once per backend (again after an invalidation) */
 static void
 ensure_rels(void)
 {
@@ -326,6 +329,7 @@ ca_become_owner(OwnerContext *oc)
 							 GUC_ACTION_SAVE, true, 0, false);
 }
 
+/* undo ca_become_owner: the caller's user and search_path again */
 void
 ca_restore_user(OwnerContext *oc)
 {
@@ -345,12 +349,14 @@ typedef struct DirectScan
 	TupleTableSlot *slot;
 } DirectScan;
 
+/* one scan key on column col of an index, with the index's collation */
 static void
 key_init(ScanKey key, Relation index, AttrNumber col, StrategyNumber strategy, RegProcedure proc, Datum arg)
 {
 	ScanKeyEntryInitialize(key, 0, col, strategy, InvalidOid, index->rd_indcollation[col - 1], proc, arg);
 }
 
+/* open a heap and one of its indexes for a direct scan */
 static void
 scan_begin(DirectScan *ds, Oid heap, Oid index, Snapshot snap)
 {
@@ -361,6 +367,7 @@ scan_begin(DirectScan *ds, Oid heap, Oid index, Snapshot snap)
 	(void) snap;
 }
 
+/* start the index scan with its keys */
 static void
 scan_keys(DirectScan *ds, Snapshot snap, ScanKey keys, int nkeys)
 {
@@ -382,6 +389,7 @@ scan_end(DirectScan *ds)
 	table_close(ds->heap, NoLock);
 }
 
+/* an int8 column of the slot, 0 when null */
 static int64
 slot_int64(TupleTableSlot *slot, AttrNumber a, bool *isnull)
 {
@@ -393,6 +401,7 @@ slot_int64(TupleTableSlot *slot, AttrNumber a, bool *isnull)
 	return n ? 0 : DatumGetInt64(d);
 }
 
+/* an int4 column of the slot, 0 when null */
 static int32
 slot_int32(TupleTableSlot *slot, AttrNumber a)
 {
@@ -402,6 +411,7 @@ slot_int32(TupleTableSlot *slot, AttrNumber a)
 	return n ? 0 : DatumGetInt32(d);
 }
 
+/* a timestamptz column of the slot; *has says whether it was not null */
 static TimestampTz
 slot_ts(TupleTableSlot *slot, AttrNumber a, bool *has)
 {
@@ -444,12 +454,14 @@ slot_text_dup(TupleTableSlot *slot, AttrNumber a)
 	return n ? NULL : TextDatumGetCString(d);
 }
 
+/* a text Datum for a scan key */
 static Datum
 text_datum(const char *s)
 {
 	return PointerGetDatum(cstring_to_text(s));
 }
 
+/* the customer row by id, read through customer_pkey */
 void
 ca_read_customer(int64 customer_id, Snapshot snap, CustomerRow *row)
 {
@@ -565,6 +577,7 @@ states_begin(DirectScan *ds, ScanKey key, int64 customer_id, const char *currenc
 	scan_keys(ds, snap, key, currency ? 2 : 1);
 }
 
+/* the state rows of a customer (all currencies or one) into rows[max] */
 int
 ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow *rows, int max)
 {
@@ -584,6 +597,7 @@ ca_read_states(int64 customer_id, const char *currency, Snapshot snap, StateRow 
 	return n;
 }
 
+/* every state row of a customer, palloc'd */
 StateRow *
 ca_read_all_states(int64 customer_id, Snapshot snap, int *n)
 {
@@ -607,6 +621,7 @@ ca_read_all_states(int64 customer_id, Snapshot snap, int *n)
 	return rows;
 }
 
+/* the monthly counters of (customer, currency) in (after, upto], summed */
 void
 ca_read_periods(int64 customer_id, const char *currency, DateADT after, DateADT upto, Snapshot snap,
 				PeriodSums *sums)
@@ -769,6 +784,7 @@ add_item(const UnsettledItem *item, void *arg)
 		ca_add_units(&sums->overdue_undisputed, item->open, "sum of the overdue receivables");
 }
 
+/* the sums of a customer's unsettled items in one currency */
 void
 ca_read_items(int64 customer_id, const char *currency, TimestampTz due_before,
 			  TimestampTz undisputed_due_before, bool only_due_before, Snapshot snap, ItemSums *sums)
@@ -782,6 +798,7 @@ ca_read_items(int64 customer_id, const char *currency, TimestampTz due_before,
 	ca_scan_unsettled(&customer_id, currency, only_due_before, due_before, snap, add_item, &a);
 }
 
+/* an order by number: its customer, total and inserting transaction */
 bool
 ca_read_order(const char *order_no, Snapshot snap, int64 *customer_id, CurrencyAmount *total,
 			  TransactionId *xmin)
@@ -807,6 +824,7 @@ ca_read_order(const char *order_no, Snapshot snap, int64 *customer_id, CurrencyA
 	return found;
 }
 
+/* the sum of an order's lines in minor units; returns how many lines */
 int
 ca_sum_order_lines(const char *order_no, Snapshot snap, int32 code, int64 *sum)
 {

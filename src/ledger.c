@@ -30,6 +30,7 @@
 
 static SPIPlanPtr plan_ledger;
 
+/* append one ledger row (plan prepared once per backend) */
 void
 book_entry(const LedgerEntry *e)
 {
@@ -70,6 +71,7 @@ book_entry(const LedgerEntry *e)
 
 static SPIPlanPtr plan_ledger2;
 
+/* the 17 parameters of one ledger row, for the two-row INSERT */
 static void
 entry_params(const LedgerEntry *e, Datum *values, char *nulls)
 {

@@ -41,6 +41,7 @@ static SPIPlanPtr plan_application;
 static SPIPlanPtr plan_item_close_order;
 static SPIPlanPtr plan_order_items_open;
 
+/* a new open item (invoice, prepayment or fee), open for its whole amount */
 void
 ca_insert_item(int64 customer_id, const char *currency, const char *kind, const char *order_no,
 			int64 amount, TimestampTz created_at, TimestampTz due_at)
@@ -113,6 +114,7 @@ fetch_items(int64 customer_id, const char *currency, const char *order_no, int *
 	return rows;
 }
 
+/* take amount off one item (settling it when nothing is left) and record the application */
 static void
 apply_to_item(int64 customer_id, int64 item_id, int64 amount, TimestampTz at, const char *payment_ref)
 {

@@ -95,6 +95,7 @@ typedef struct RecentOrder
 static RecentOrder recent_orders[RECENT_ORDERS];
 static int	recent_next = 0;
 
+/* note an order booked in this transaction, for the checks of its lines */
 static void
 remember_order(const char *order_no, int64 customer_id, int32 code)
 {
@@ -109,6 +110,7 @@ remember_order(const char *order_no, int64 customer_id, int32 code)
 	recent_next = (recent_next + 1) % RECENT_ORDERS;
 }
 
+/* an order noted by remember_order in this (still live) transaction, or NULL */
 static RecentOrder *
 recent_order(const char *order_no)
 {
@@ -142,6 +144,7 @@ check_order_times(HeapTuple tup, TupleDesc td, const char *order_no, TimestampTz
 	}
 }
 
+/* book a new order: decision, ledger rows, open item, account state, loyalty */
 static void
 post_order(HeapTuple tup, TupleDesc td)
 {
@@ -281,6 +284,7 @@ post_order(HeapTuple tup, TupleDesc td)
 	}
 }
 
+/* book the cancellation of an order: close its items, reverse it, refund or credit what was paid */
 static void
 post_cancel(HeapTuple tup, TupleDesc td, TimestampTz cancelled_at)
 {
@@ -464,7 +468,6 @@ orders_post(PG_FUNCTION_ARGS)
  * exception is an order restored by pg_restore, whose lines come in the
  * next transaction (see restore.c).
  */
-
 PG_FUNCTION_INFO_V1(order_line_check);
 Datum
 order_line_check(PG_FUNCTION_ARGS)

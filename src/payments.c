@@ -38,6 +38,7 @@
  */
 static SPIPlanPtr plan_order_of_payment;
 
+/* book a payment: applied to the order's items, then the oldest due; the rest is store credit */
 static void
 post_payment(HeapTuple tup, TupleDesc td)
 {

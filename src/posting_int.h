@@ -39,6 +39,7 @@ extern int64 ca_apply_money(int64 customer_id, const char *currency, const char 
 /* open_items.c: close what is still open of an order; returns that amount */
 extern int64 ca_close_order_items(const char *order_no, TimestampTz at);
 
+/* a text Datum for an SPI parameter, or a null flag when s is NULL */
 static inline Datum
 text_or_null(const char *s, char *null_flag)
 {
@@ -51,6 +52,7 @@ text_or_null(const char *s, char *null_flag)
 	return CStringGetTextDatum(s);
 }
 
+/* a text column of a trigger tuple as a C string, NULL when null */
 static inline char *
 tuple_text(HeapTuple tup, TupleDesc td, const char *col)
 {
@@ -64,6 +66,7 @@ tuple_text(HeapTuple tup, TupleDesc td, const char *col)
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
+/* a column of a trigger tuple by name */
 static inline Datum
 tuple_datum(HeapTuple tup, TupleDesc td, const char *col, bool *isnull)
 {
@@ -74,6 +77,7 @@ tuple_datum(HeapTuple tup, TupleDesc td, const char *col, bool *isnull)
 	return SPI_getbinval(tup, td, attno, isnull);
 }
 
+/* does column col differ between two versions of a row? */
 static inline bool
 column_changed(HeapTuple a, HeapTuple b, TupleDesc td, const char *col)
 {
@@ -89,6 +93,7 @@ column_changed(HeapTuple a, HeapTuple b, TupleDesc td, const char *col)
 	return !datumIsEqual(da, db, att->attbyval, att->attlen);
 }
 
+/* the ISO code of an amount's currency (palloc'd) */
 static inline char *
 currency_text(const CurrencyAmount *ca)
 {
@@ -98,6 +103,7 @@ currency_text(const CurrencyAmount *ca)
 	return iso;
 }
 
+/* minor units of a currency as text, for messages */
 static inline char *
 format_amount(int64 units, const char *currency)
 {
@@ -109,6 +115,7 @@ format_amount(int64 units, const char *currency)
 	return currency_amount_to_cstring(&ca);
 }
 
+/* the trigger data, or an error when not called as a trigger */
 static inline TriggerData *
 check_trigger(FunctionCallInfo fcinfo, const char *name)
 {
@@ -119,6 +126,7 @@ check_trigger(FunctionCallInfo fcinfo, const char *name)
 	return (TriggerData *) fcinfo->context;
 }
 
+/* refuse an UPDATE or DELETE of something the books keep (55000) */
 static inline void
 refuse_change(const char *what, const char *key, const char *hint)
 {
