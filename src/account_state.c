@@ -61,7 +61,7 @@ month_of(TimestampTz ts)
 
 /* read the state row of (customer, currency) FOR UPDATE; false when there is none */
 static bool
-fetch_locked_state(int64 customer_id, const char *currency, AccountState *st)
+fetch_locked_state(int64 customer_id, const char *currency, StateRow *st)
 {
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
@@ -78,6 +78,8 @@ fetch_locked_state(int64 customer_id, const char *currency, AccountState *st)
 	ca_execute(plan_lock_state, values, NULL, false, 1);
 	if (SPI_processed == 0)
 		return false;
+	memset(st, 0, sizeof(*st));
+	strlcpy(st->currency, currency, sizeof(st->currency));
 	st->balance = ca_get_int64(0, 1, NULL);
 	st->open_amount = ca_get_int64(0, 2, NULL);
 	st->store_credit = ca_get_int64(0, 3, NULL);
@@ -86,9 +88,9 @@ fetch_locked_state(int64 customer_id, const char *currency, AccountState *st)
 	st->orders_count = ca_get_int32(0, 6, NULL);
 	st->paid_orders = ca_get_int32(0, 7, NULL);
 	st->dunning_level = ca_get_int32(0, 8, NULL);
-	st->next_due_at = ca_get_timestamptz(0, 9, &n);
+	st->next_due = ca_get_timestamptz(0, 9, &n);
 	st->has_next_due = !n;
-	st->last_event_at = ca_get_timestamptz(0, 10, &n);
+	st->last_event = ca_get_timestamptz(0, 10, &n);
 	st->has_last_event = !n;
 	SPI_freetuptable(SPI_tuptable);
 	return true;
@@ -143,7 +145,7 @@ lock_customer_share(int64 customer_id)
  * both pass a limit that only one fits under.
  */
 void
-lock_account(int64 customer_id, const char *currency, AccountState *st)
+lock_account(int64 customer_id, const char *currency, StateRow *st)
 {
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
@@ -259,7 +261,7 @@ apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 	if (SPI_processed == 0)
 	{
 		/* the first event of this customer and currency, booked without a lock */
-		AccountState st;
+		StateRow	st;
 
 		lock_account(customer_id, currency, &st);
 		if (ca_execute(plan, values, nulls, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)

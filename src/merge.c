@@ -86,7 +86,7 @@ lock_merge_customers(int64 survivor, int64 duplicate)
 typedef struct MergeRow
 {
 	char	   *currency;
-	AccountState st;
+	StateRow	st;
 } MergeRow;
 
 /*
@@ -127,7 +127,7 @@ lock_merge_accounts(int64 customer_id, int64 duplicate, int *n)
 		rows[i].st.lifetime_returned = ca_get_int64(i, 6, NULL);
 		rows[i].st.orders_count = ca_get_int32(i, 7, NULL);
 		rows[i].st.paid_orders = ca_get_int32(i, 8, NULL);
-		rows[i].st.last_event_at = ca_get_timestamptz(i, 9, &isnull);
+		rows[i].st.last_event = ca_get_timestamptz(i, 9, &isnull);
 		rows[i].st.has_last_event = !isnull;
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -185,7 +185,7 @@ merge_customers(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < ndup; i++)
 	{
-		AccountState *b = &dup_rows[i].st;
+		StateRow   *b = &dup_rows[i].st;
 		LedgerEntry e = {0};
 		AccountDelta d = {0};
 
@@ -219,7 +219,7 @@ merge_customers(PG_FUNCTION_ARGS)
 		d.returned = b->lifetime_returned;
 		d.orders = b->orders_count;
 		d.paid_orders = b->paid_orders;
-		d.event_at = b->has_last_event ? b->last_event_at : now;
+		d.event_at = b->has_last_event ? b->last_event : now;
 		/* next_due_at is recomputed below, once the items have moved */
 		d.recompute_due = false;
 		apply_delta(survivor, dup_rows[i].currency, &d);

@@ -157,7 +157,7 @@ post_order(HeapTuple tup, TupleDesc td)
 	TimestampTz placed_at = DatumGetTimestampTz(tuple_datum(tup, td, "placed_at", &isnull));
 	char	   *currency = currency_text(total);
 	OrderFacts	f;
-	AccountState st;
+	StateRow	st;
 	AccountDelta d = {0};
 	LedgerEntry e = {0};
 	bool		not_cancelled;
@@ -297,7 +297,7 @@ post_cancel(HeapTuple tup, TupleDesc td, TimestampTz cancelled_at)
 	TimestampTz placed_at = DatumGetTimestampTz(tuple_datum(tup, td, "placed_at", &isnull));
 	char	   *currency = currency_text(total);
 	OrderFacts	f;
-	AccountState st;
+	StateRow	st;
 	AccountDelta d = {0};
 	LedgerEntry e = {0};
 	int64		open = 0;

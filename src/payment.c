@@ -152,7 +152,7 @@ method_info(const MethodConf *m, int kind, int minor)
  */
 void
 payment_enforce(int64 customer_id, const char *channel, const char *channel_kind, const char *currency,
-				const char *method, int64 total, TimestampTz at, const AccountState *st)
+				const char *method, int64 total, TimestampTz at, const StateRow *st)
 {
 	PaymentFacts f;
 	PaymentPolicy p;

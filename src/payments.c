@@ -53,7 +53,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 	char	   *currency = currency_text(amount);
 	const ChannelConf *ch;
 	char	   *channel_kind;
-	AccountState st;
+	StateRow	st;
 	AccountDelta d = {0};
 	LedgerEntry e = {0};
 	int64		applied;
@@ -131,7 +131,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 void
 post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, const char *note)
 {
-	AccountState st;
+	StateRow	st;
 	AccountDelta d = {0};
 	LedgerEntry e = {0};
 	TimestampTz due;
