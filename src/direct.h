@@ -2,8 +2,8 @@
  *
  * direct.h
  *	  The read path: index lookups straight into the account tables (no
- *	  SQL, no executor), and a per-backend cache of the configuration
- *	  tables that notices every change.
+ *	  SQL, no executor), the relation cache behind them and the switch to
+ *	  the tables' owner.  The configuration cache is in config.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,10 +15,8 @@
 #include "utils/date.h"
 #include "utils/snapshot.h"
 
+#include "config.h"
 #include "month_ring.h"
-
-#define CHANNEL_KINDS 5
-extern const char *const ca_channel_kind_names[CHANNEL_KINDS];
 
 typedef struct CustomerRow
 {
@@ -114,6 +112,9 @@ extern bool ca_read_order(const char *order_no, Snapshot snap, int64 *customer_i
 /* the sum of an order's lines in minor units (22023 on a foreign currency); returns the count */
 extern int	ca_sum_order_lines(const char *order_no, Snapshot snap, int32 code, int64 *sum);
 
+/* resolve (once per backend) the relations read here; registers the invalidation callback */
+extern void ca_ensure_rels(void);
+
 /* switch to the tables' owner with a pinned search_path, and back */
 typedef struct OwnerContext
 {
@@ -123,69 +124,5 @@ typedef struct OwnerContext
 } OwnerContext;
 extern void ca_become_owner(OwnerContext *oc);
 extern void ca_restore_user(OwnerContext *oc);
-
-/*
- * configuration, cached per backend; amounts in 1/10000 of a major unit,
- * names palloc'd in the cache (any length).  A pointer returned by the
- * functions below stays valid until the end of the transaction.
- */
-
-/* the largest amount of a configuration table, in major units (CHECK bounds) */
-#define CA_CONF_AMOUNT_MAX	INT64CONST(1000000000000)
-
-typedef struct PolicyConf
-{
-	int32		new_customer_days;
-	double		segment_band;
-	int32		incentive_after_days;
-} PolicyConf;
-
-typedef struct CreditPolicyConf
-{
-	bool		any_kind;
-	int			kind;			/* index into ca_channel_kind_names, -1 unknown */
-	bool		any_group;
-	char	   *group;
-	bool		any_currency;
-	char	   *currency;
-	int64		credit_limit;
-	int64		first_order_limit;
-	int32		new_customer_days;
-	int32		new_customer_paid_orders;
-	int64		overdue_tolerance;
-	int32		overdue_grace_days;
-	double		max_return_rate;
-	int32		return_rate_min_orders;
-	int32		dunning_block_level;
-} CreditPolicyConf;
-
-typedef struct MethodConf
-{
-	char	   *code;
-	char		settlement;		/* 'c' credit, 'p' prepaid, 'i' immediate */
-	bool		all_kinds;
-	bool		kinds[CHANNEL_KINDS];
-	bool		has_min;
-	int64		min_amount;
-	bool		has_max;
-	int64		max_amount;
-} MethodConf;
-
-typedef struct ChannelConf
-{
-	char	   *code;
-	int			kind;			/* index into ca_channel_kind_names */
-	char	   *currency;
-	int32		payment_term_days;
-} ChannelConf;
-
-extern const PolicyConf *ca_policy(void);
-extern bool ca_segment_avg(const char *currency, double *avg);
-extern const CreditPolicyConf *ca_credit_policy(int kind, const char *group, const char *currency);
-extern const MethodConf *ca_methods(int *n);
-extern const ChannelConf *ca_channel(const char *code);
-
-/* 1/10000 major units -> minor units of a currency (0 to 4 digits) */
-extern int64 ca_conf_to_units(int64 conf_amount, int minor);
 
 #endif

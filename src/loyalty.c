@@ -655,7 +655,7 @@ static void
 grant_reactivation(const LoyaltyReactivationRule *r, int64 customer_id, const char *order_no,
 				   const LoyaltyChannel *ch, const char *currency, int64 credit, TimestampTz at)
 {
-	AccountState st;
+	StateRow	st;
 	LedgerEntry e = {0};
 	AccountDelta d = {0};
 	Oid			types[7] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};

@@ -405,7 +405,7 @@ take_back_credits(int64 customer_id, const char *order_no, const char *currency,
 
 	for (int i = 0; i < n; i++)
 	{
-		AccountState st;
+		StateRow	st;
 		int64		back;
 		Oid			btypes[8] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
 		Datum		bvalues[8];
@@ -529,7 +529,7 @@ redeem_points(PG_FUNCTION_ARGS)
 	const LoyaltyChannel *ch;
 	const LoyaltyTerms *t;
 	char	   *language;
-	AccountState st;
+	StateRow	st;
 	LoyaltyLotState *lots;
 	int			n;
 	int64	   *take;
@@ -604,7 +604,7 @@ reverse_return_sql(int64 customer_id, const char *order_no, int32 line_no, const
 	int64		order_customer;
 	CurrencyAmount total;
 	TransactionId xmin;
-	AccountState st;
+	StateRow	st;
 	char		currency[4];
 
 	ca_connect();

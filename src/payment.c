@@ -3,7 +3,7 @@
  * payment.c
  *	  payment_options() and the enforcement of its decision when an order
  *	  is booked.  This file gathers the facts (direct index reads and the
- *	  configuration cache of direct.c) and formats the answer; the rules
+ *	  configuration cache of config.c) and formats the answer; the rules
  *	  themselves are in payment_rules.c.
  *
  *-------------------------------------------------------------------------
@@ -152,7 +152,7 @@ method_info(const MethodConf *m, int kind, int minor)
  */
 void
 payment_enforce(int64 customer_id, const char *channel, const char *channel_kind, const char *currency,
-				const char *method, int64 total, TimestampTz at, const AccountState *st)
+				const char *method, int64 total, TimestampTz at, const StateRow *st)
 {
 	PaymentFacts f;
 	PaymentPolicy p;

@@ -14,11 +14,11 @@
 #include "utils/snapshot.h"
 
 #include "payment_rules.h"
-#include "posting.h"
+#include "direct.h"
 
 extern void payment_enforce(int64 customer_id, const char *channel, const char *channel_kind,
 							const char *currency, const char *method, int64 total, TimestampTz at,
-							const AccountState *st);
+							const StateRow *st);
 extern DateADT month_minus(DateADT month, int n);
 
 /* the facts and policy for one customer, currency and channel kind; returns the language */

@@ -12,22 +12,14 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 
-/* the account state row of one customer and currency, as locked */
-typedef struct AccountState
-{
-	int64		balance;
-	int64		open_amount;
-	int64		store_credit;
-	int64		lifetime_revenue;
-	int64		lifetime_returned;
-	int32		orders_count;
-	int32		paid_orders;
-	int32		dunning_level;
-	bool		has_next_due;
-	TimestampTz next_due_at;
-	bool		has_last_event;
-	TimestampTz last_event_at;
-} AccountState;
+#include "direct.h"
+
+/*
+ * The account state row of one customer and currency is StateRow
+ * (direct.h), shared by the read path, the decisions and the writers.
+ * lock_account fills its money figures, counters, dunning level, next due
+ * date and last event; the ring and the customer facts stay unset.
+ */
 
 /* what one business event does to an account (minor units) */
 typedef struct AccountDelta
@@ -74,7 +66,7 @@ typedef struct LedgerEntry
 } LedgerEntry;
 
 /* inside an SPI connection: */
-extern void lock_account(int64 customer_id, const char *currency, AccountState *st);
+extern void lock_account(int64 customer_id, const char *currency, StateRow *st);
 extern void book_entry(const LedgerEntry *e);
 extern void book_entries(const LedgerEntry *a, const LedgerEntry *b);
 extern void apply_delta(int64 customer_id, const char *currency, const AccountDelta *d);

@@ -527,7 +527,7 @@ accept_return(PG_FUNCTION_ARGS)
 	ReturnFacts *f = palloc(sizeof(ReturnFacts));
 	const ChannelConf *ch;
 	Oid			action_type;
-	AccountState st;
+	StateRow	st;
 	Snapshot	snap;
 
 	if (PG_ARGISNULL(2))
@@ -656,7 +656,7 @@ announce_return(PG_FUNCTION_ARGS)
 	ReturnDecision *d = palloc(sizeof(ReturnDecision));
 	AnnouncedLine *lines;
 	int			nlines;
-	AccountState st;
+	StateRow	st;
 	Snapshot	snap;
 	char	   *return_no;
 

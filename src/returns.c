@@ -8,7 +8,7 @@
  *	  refunds of the order, and (only for orders not settled at once) the
  *	  order's open items, what paid them and with which method.  The account
  *	  figures come from direct.c (customer, state row, monthly counters,
- *	  unsettled items), the policy from the caches of direct.c and
+ *	  unsettled items), the policy from the caches of config.c and
  *	  return_policy.c.  The rules are in return_rules.c; accept_return() and
  *	  announce_return() in return_book.c take the same facts under the
  *	  customer's lock.

@@ -1,0 +1,145 @@
+/*-------------------------------------------------------------------------
+ *
+ * ledger.c
+ *	  The ledger writer: every business event appends its ledger rows here
+ *	  (book_entry, book_entries), and ledger_guard keeps the books
+ *	  append-only.  The ledger is the truth; account_state is its running
+ *	  sum (account_state.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/datum.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "posting_int.h"
+#include "spi_util.h"
+
+static SPIPlanPtr plan_ledger;
+
+/* append one ledger row (plan prepared once per backend) */
+void
+book_entry(const LedgerEntry *e)
+{
+	Oid			types[17] = {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT4OID, DATEOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[17];
+	char		nulls[17];
+
+	ca_prepare(&plan_ledger,
+			   "INSERT INTO customer_account.ledger (customer_id, currency, entry_type, amount,"
+			   " open_delta, credit_delta, revenue_delta, returned_delta, order_delta, revenue_period,"
+			   " event_at, channel, channel_kind, order_no, payment_ref, method, note)"
+			   " VALUES ($1, $2, $3, customer_account.currency_amount_from_minor_units($4, $2),"
+			   " $5, $6, $7, $8, $9, $10, $11, $12, $13::customer_account.channel_kind, $14, $15, $16, $17)",
+			   17, types);
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(e->customer_id);
+	values[1] = CStringGetTextDatum(e->currency);
+	values[2] = CStringGetTextDatum(e->entry_type);
+	values[3] = Int64GetDatum(e->amount);
+	values[4] = Int64GetDatum(e->open_delta);
+	values[5] = Int64GetDatum(e->credit_delta);
+	values[6] = Int64GetDatum(e->revenue_delta);
+	values[7] = Int64GetDatum(e->returned_delta);
+	values[8] = Int32GetDatum(e->order_delta);
+	values[9] = DateADTGetDatum(e->revenue_period);
+	if (!e->has_period)
+		nulls[9] = 'n';
+	values[10] = TimestampTzGetDatum(e->event_at);
+	values[11] = text_or_null(e->channel, &nulls[11]);
+	values[12] = text_or_null(e->channel_kind, &nulls[12]);
+	values[13] = text_or_null(e->order_no, &nulls[13]);
+	values[14] = text_or_null(e->payment_ref, &nulls[14]);
+	values[15] = text_or_null(e->method, &nulls[15]);
+	values[16] = text_or_null(e->note, &nulls[16]);
+	ca_execute(plan_ledger, values, nulls, false, 0);
+}
+
+static SPIPlanPtr plan_ledger2;
+
+/* the 17 parameters of one ledger row, for the two-row INSERT */
+static void
+entry_params(const LedgerEntry *e, Datum *values, char *nulls)
+{
+	values[0] = Int64GetDatum(e->customer_id);
+	values[1] = CStringGetTextDatum(e->currency);
+	values[2] = CStringGetTextDatum(e->entry_type);
+	values[3] = Int64GetDatum(e->amount);
+	values[4] = Int64GetDatum(e->open_delta);
+	values[5] = Int64GetDatum(e->credit_delta);
+	values[6] = Int64GetDatum(e->revenue_delta);
+	values[7] = Int64GetDatum(e->returned_delta);
+	values[8] = Int32GetDatum(e->order_delta);
+	values[9] = DateADTGetDatum(e->revenue_period);
+	nulls[9] = e->has_period ? ' ' : 'n';
+	values[10] = TimestampTzGetDatum(e->event_at);
+	values[11] = text_or_null(e->channel, &nulls[11]);
+	values[12] = text_or_null(e->channel_kind, &nulls[12]);
+	values[13] = text_or_null(e->order_no, &nulls[13]);
+	values[14] = text_or_null(e->payment_ref, &nulls[14]);
+	values[15] = text_or_null(e->method, &nulls[15]);
+	values[16] = text_or_null(e->note, &nulls[16]);
+}
+
+/* two ledger rows in one statement (an order and its settlement) */
+void
+book_entries(const LedgerEntry *a, const LedgerEntry *b)
+{
+	Oid			types[34];
+	Datum		values[34];
+	char		nulls[34];
+	static const Oid one[17] = {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID,
+		INT8OID, INT4OID, DATEOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+
+	memcpy(types, one, sizeof(one));
+	memcpy(types + 17, one, sizeof(one));
+	ca_prepare(&plan_ledger2,
+			   "INSERT INTO customer_account.ledger (customer_id, currency, entry_type, amount,"
+			   " open_delta, credit_delta, revenue_delta, returned_delta, order_delta, revenue_period,"
+			   " event_at, channel, channel_kind, order_no, payment_ref, method, note)"
+			   " VALUES ($1, $2, $3, customer_account.currency_amount_from_minor_units($4, $2),"
+			   " $5, $6, $7, $8, $9, $10, $11, $12, $13::customer_account.channel_kind, $14, $15, $16, $17),"
+			   " ($18, $19, $20, customer_account.currency_amount_from_minor_units($21, $19),"
+			   " $22, $23, $24, $25, $26, $27, $28, $29, $30::customer_account.channel_kind, $31, $32, $33, $34)",
+			   34, types);
+	memset(nulls, ' ', sizeof(nulls));
+	entry_params(a, values, nulls);
+	entry_params(b, values + 17, nulls + 17);
+	ca_execute(plan_ledger2, values, nulls, false, 0);
+}
+
+/*
+ * ledger_guard: BEFORE UPDATE OR DELETE FOR EACH ROW, and BEFORE TRUNCATE
+ * on the append-only tables.  The argument names the table for the message.
+ */
+PG_FUNCTION_INFO_V1(ledger_guard);
+Datum
+ledger_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = check_trigger(fcinfo, "ledger_guard");
+	const char *op = TRIGGER_FIRED_BY_UPDATE(trig->tg_event) ? "UPDATE" :
+		TRIGGER_FIRED_BY_DELETE(trig->tg_event) ? "DELETE" :
+		TRIGGER_FIRED_BY_TRUNCATE(trig->tg_event) ? "TRUNCATE" : "INSERT";
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s on %s is not allowed: the books are append-only", op,
+					RelationGetRelationName(trig->tg_relation)),
+			 errdetail("History is never rewritten."),
+			 errhint("Correct a mistake with a reversing entry (cancel_order, a return, a correction).")));
+	return PointerGetDatum(NULL);
+}
