@@ -1967,6 +1967,184 @@ REVOKE ALL ON FUNCTION @extschema@.channel_report(timestamptz, timestamptz) FROM
 COMMENT ON FUNCTION @extschema@.channel_report(timestamptz, timestamptz) IS
     'per channel: orders placed in [from_ts, to_ts) and not cancelled, revenue net of the period''s returns, returned value, return rate';
 
+-- search(query, max_rows): the call center's search box.  Exact identifiers
+-- first (order and return numbers, email, phone, loyalty card, marketplace
+-- buyer), then order-number prefixes and parts of email addresses, then
+-- names by similarity (typos, any order, through pg_trgm).  One row per
+-- customer and order, with what matched best.  Merged
+-- duplicates and forgotten customers are never found.
+--
+-- Phone numbers compare in international digits: a national number
+-- (leading 0) gets the country code of the policy row, 00 and + are
+-- international prefixes.  The index holds each stored number's digits
+-- reversed, so the national digits of the query find every way the number
+-- was written (+49 30 ..., 030/..., 0049 30 ...) by prefix.
+ALTER TABLE @extschema@.policy
+    ADD COLUMN phone_country_code text NOT NULL DEFAULT '49' CHECK (phone_country_code ~ '^[1-9][0-9]{0,2}$');
+COMMENT ON COLUMN @extschema@.policy.phone_country_code IS
+    'country calling code for phone numbers written nationally (leading 0), e.g. 49';
+
+-- a phone number in international digits (no + or 00), cc for national numbers
+CREATE FUNCTION @extschema@.phone_international(phone text, cc text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = @extschema@, pg_temp AS $$
+    SELECT CASE WHEN x.d = '' THEN NULL
+                WHEN pg_catalog.btrim(phone) LIKE '+%' THEN x.d
+                WHEN x.d LIKE '00%' THEN pg_catalog.substr(x.d, 3)
+                WHEN x.d LIKE '0%' THEN cc OPERATOR(pg_catalog.||) pg_catalog.substr(x.d, 2)
+                ELSE cc OPERATOR(pg_catalog.||) x.d END
+    FROM (SELECT pg_catalog.regexp_replace(phone, '[^0-9]', '', 'g') AS d) x
+$$;
+REVOKE ALL ON FUNCTION @extschema@.phone_international(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.phone_international(text, text) IS
+    'a phone number as international digits; cc is the country code of a number written nationally';
+
+-- the buyer id of a marketplace identity (''ebay:buyer77'' -> ''buyer77'')
+CREATE FUNCTION @extschema@.marketplace_buyer(value text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = @extschema@, pg_temp AS $$
+    SELECT pg_catalog.lower(pg_catalog.substr(value, pg_catalog.strpos(value, ':') + 1))
+$$;
+REVOKE ALL ON FUNCTION @extschema@.marketplace_buyer(text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.marketplace_buyer(text) IS 'the buyer id of a marketplace identity, without the marketplace';
+
+-- a LIKE pattern that matches the text literally
+CREATE FUNCTION @extschema@.like_literal(value text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = @extschema@, pg_temp AS $$
+    SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(value, '\', '\\'), '%', '\%'), '_', '\_')
+$$;
+REVOKE ALL ON FUNCTION @extschema@.like_literal(text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.like_literal(text) IS 'the text with LIKE''s wildcards escaped';
+
+-- order numbers by prefix (text_pattern_ops: LIKE 'X%' whatever the
+-- collation), on the ledger's one 'order' entry per order: an index on
+-- orders could not be built by an update run in a transaction that has
+-- just booked orders (their deferred checks are pending)
+CREATE INDEX ledger_order_no_prefix ON @extschema@.ledger (order_no text_pattern_ops) WHERE entry_type = 'order';
+-- phone numbers by their reversed digits (see above)
+CREATE INDEX customer_identity_phone_digits ON @extschema@.customer_identity
+    (pg_catalog.reverse(pg_catalog.regexp_replace(value, '[^0-9]', '', 'g')) text_pattern_ops) WHERE kind = 'phone';
+CREATE INDEX customer_phone_digits ON @extschema@.customer
+    (pg_catalog.reverse(pg_catalog.regexp_replace(phone, '[^0-9]', '', 'g')) text_pattern_ops) WHERE phone IS NOT NULL;
+-- marketplace buyer ids without the marketplace
+CREATE INDEX customer_identity_marketplace_buyer ON @extschema@.customer_identity
+    (@extschema@.marketplace_buyer(value)) WHERE kind = 'marketplace';
+
+-- pg_trgm lives in a schema chosen when it was installed: the trigram
+-- indexes and search() name it explicitly (never through search_path)
+DO $do$
+DECLARE
+    trgm text := (SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e
+                  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+                  WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trgm');
+BEGIN
+    -- names with typos and in any order; parts of email addresses (LIKE '%x%')
+    EXECUTE pg_catalog.replace($ddl$
+        CREATE INDEX customer_name_trgm ON @extschema@.customer USING gin (full_name @trgm@.gin_trgm_ops)
+            WHERE full_name IS NOT NULL AND merged_into IS NULL$ddl$, '@trgm@', trgm);
+    EXECUTE pg_catalog.replace($ddl$
+        CREATE INDEX customer_identity_email_trgm ON @extschema@.customer_identity USING gin (value @trgm@.gin_trgm_ops)
+            WHERE kind = 'email'$ddl$, '@trgm@', trgm);
+    EXECUTE pg_catalog.replace($ddl$
+CREATE FUNCTION @extschema@.search(query text, max_rows integer DEFAULT 20)
+RETURNS TABLE (customer_id bigint, full_name text, email text, order_no text, channel text, matched_on text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $body$
+#variable_conflict use_column
+DECLARE
+    q text := pg_catalog.btrim(query);
+    ql text;
+    cc text;
+    qn text;          -- the query as a phone number, international digits
+    nat text;         -- its national digits (without the policy's country code)
+    card text;
+BEGIN
+    IF max_rows IS NULL OR max_rows < 1 OR max_rows > 1000 THEN
+        RAISE EXCEPTION 'max_rows must be between 1 and 1000, not %', coalesce(max_rows::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF q IS NULL OR pg_catalog.length(q) < 2 THEN
+        RETURN;
+    END IF;
+    ql := pg_catalog.lower(q);
+    SELECT p.phone_country_code INTO cc FROM policy p;
+    cc := coalesce(cc, '49');
+    IF q ~ '^\+?[0-9][0-9 ()/.-]*$' AND pg_catalog.length(pg_catalog.regexp_replace(q, '[^0-9]', '', 'g')) >= 5 THEN
+        qn := phone_international(q, cc);
+        nat := CASE WHEN qn LIKE cc || '%' THEN pg_catalog.substr(qn, pg_catalog.length(cc) + 1) ELSE qn END;
+    END IF;
+    card := pg_catalog.upper(pg_catalog.regexp_replace(q, '[^A-Za-z0-9]', '', 'g'));
+    RETURN QUERY
+    WITH hits (customer_id, order_no, channel, matched_on, rank, score) AS (
+        -- order number, exact (as typed or in capitals)
+        SELECT o.customer_id, o.order_no, o.channel, 'order_no', 0, 1::real
+        FROM orders o WHERE o.order_no IN (q, pg_catalog.upper(q))
+        UNION ALL
+        -- order number, by prefix
+        SELECT o.customer_id, o.order_no, o.channel, 'order_no', 1, 0.5::real
+        FROM (SELECT DISTINCT k FROM pg_catalog.unnest(ARRAY[q, pg_catalog.upper(q)]) k) ks
+        CROSS JOIN LATERAL (SELECT l.order_no FROM ledger l
+                            WHERE l.entry_type = 'order' AND l.order_no LIKE like_literal(ks.k) || '%'
+                              AND l.order_no <> ks.k
+                            ORDER BY l.order_no LIMIT max_rows) p
+        JOIN orders o ON o.order_no = p.order_no
+        UNION ALL
+        -- return number
+        SELECT o.customer_id, r.order_no, coalesce(r.channel, r.announced_on), 'return_no', 0, 1::real
+        FROM return_request r JOIN orders o ON o.order_no = r.order_no
+        WHERE r.return_no IN (q, pg_catalog.upper(q))
+        UNION ALL
+        -- email, exact
+        SELECT i.customer_id, NULL, NULL, 'email', 0, 1::real
+        FROM customer_identity i WHERE i.kind = 'email' AND i.value = ql
+        UNION ALL
+        -- email, a part of it
+        SELECT e.customer_id, NULL, NULL, 'email', 1, e.score
+        FROM (SELECT i.customer_id, @trgm@.similarity(i.value, ql) AS score FROM customer_identity i
+              WHERE pg_catalog.length(q) >= 3 AND q !~ '\s' AND i.kind = 'email'
+                AND i.value LIKE '%' || like_literal(ql) || '%' AND i.value <> ql
+              ORDER BY 2 DESC LIMIT max_rows) e
+        UNION ALL
+        -- phone, however it was written
+        SELECT i.customer_id, NULL, NULL, 'phone', 0, 1::real
+        FROM customer_identity i
+        WHERE qn IS NOT NULL AND i.kind = 'phone'
+          AND pg_catalog.reverse(pg_catalog.regexp_replace(i.value, '[^0-9]', '', 'g')) LIKE pg_catalog.reverse(nat) || '%'
+          AND phone_international(i.value, cc) = qn
+        UNION ALL
+        SELECT c.customer_id, NULL, NULL, 'phone', 0, 1::real
+        FROM customer c
+        WHERE qn IS NOT NULL AND c.phone IS NOT NULL
+          AND pg_catalog.reverse(pg_catalog.regexp_replace(c.phone, '[^0-9]', '', 'g')) LIKE pg_catalog.reverse(nat) || '%'
+          AND phone_international(c.phone, cc) = qn
+        UNION ALL
+        -- loyalty card, with or without separators
+        SELECT i.customer_id, NULL, NULL, 'loyalty_card', 0, 1::real
+        FROM customer_identity i WHERE card <> '' AND i.kind = 'loyalty_card' AND i.value = card
+        UNION ALL
+        -- marketplace buyer, with or without the marketplace
+        SELECT i.customer_id, NULL, NULL, 'marketplace', 0, 1::real
+        FROM customer_identity i
+        WHERE i.kind = 'marketplace' AND (i.value = ql OR marketplace_buyer(i.value) = ql)
+        UNION ALL
+        -- names: typos, fragments, any order
+        SELECT n.customer_id, NULL, NULL, 'name', 2, n.score
+        FROM (SELECT c.customer_id,
+                     GREATEST(@trgm@.similarity(c.full_name, q), @trgm@.word_similarity(q, c.full_name)) AS score
+              FROM customer c
+              WHERE c.full_name IS NOT NULL AND c.merged_into IS NULL
+                AND (c.full_name OPERATOR(@trgm@.%) q OR q OPERATOR(@trgm@.<%) c.full_name)
+              ORDER BY 2 DESC, 1 LIMIT max_rows) n
+    )
+    SELECT h.customer_id, c.full_name, c.email, h.order_no, h.channel, h.matched_on
+    FROM (SELECT DISTINCT ON (x.customer_id, x.order_no) x.*
+          FROM hits x ORDER BY x.customer_id, x.order_no, x.rank, x.score DESC) h
+    JOIN customer c ON c.customer_id = h.customer_id
+    WHERE c.forgotten_at IS NULL AND c.merged_into IS NULL
+    ORDER BY h.rank, h.score DESC, h.customer_id, h.order_no
+    LIMIT max_rows;
+END $body$$ddl$, '@trgm@', trgm);
+END $do$;
+REVOKE ALL ON FUNCTION @extschema@.search(text, integer) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.search(text, integer) IS
+    'the call center''s search box: exact identifiers first, then order-number prefixes, then similarity; matched_on says what matched';
+
 
 
 ------------------------------------------------------------------------------

@@ -232,3 +232,101 @@ SELECT pg_temp.try($$SELECT * FROM customer_account.channel_report('-infinity', 
 SELECT indexdef FROM pg_indexes WHERE schemaname = 'customer_account' AND indexname = 'ledger_channel_report';
 SELECT indexdef FROM pg_indexes WHERE schemaname = 'customer_account' AND indexname = 'account_state_last_purchase';
 SELECT * FROM verify_balances();
+
+------------------------------------------------------------------------------
+-- 4. search(query, max_rows): one box for every kind of keyword
+------------------------------------------------------------------------------
+SET client_min_messages = warning;
+DROP EXTENSION customer_account CASCADE;
+CREATE EXTENSION customer_account;
+RESET client_min_messages;
+SELECT add_channel('web', 'webshop', 'EUR');
+SELECT add_channel('till', 'store', 'EUR');
+SELECT register_customer('Anna Schmidt', 'anna.schmidt@example.de', '030/1234567') AS anna \gset
+SELECT register_customer('Hanna Schmitz', 'h.schmitz@example.de', '+49 40 7654321') AS hanna \gset
+SELECT register_customer('Otto Berger', 'otto@berger.example', '0041 44 5550000') AS otto \gset
+SELECT register_customer('Frieda Vogel', 'frieda@example.de', '0891112222') AS frieda \gset
+SELECT link_identity(:anna, 'loyalty_card', '1234-5678-9012');
+SELECT link_identity(:hanna, 'marketplace', 'ebay:buyer77');
+SELECT place_order('WEB-100234', :anna, 'web', '[{"sku":"A","qty":1,"unit_price":"10.00 EUR"}]', 'credit_card', now() - interval '2 days');
+SELECT place_order('WEB-100235', :hanna, 'web', '[{"sku":"A","qty":1,"unit_price":"10.00 EUR"}]', 'credit_card', now() - interval '2 days');
+SELECT place_order('WEB-2001', :otto, 'web', '[{"sku":"A","qty":2,"unit_price":"10.00 EUR"}]', 'credit_card', now() - interval '2 days');
+SELECT mark_delivered('WEB-2001', now() - interval '1 day');
+SELECT return_no FROM accept_return('WEB-2001', 'A', 1, 'till', 'RET-77');
+SELECT place_order('WEB-3001', :frieda, 'web', '[{"sku":"A","qty":1,"unit_price":"10.00 EUR"}]', 'credit_card', now() - interval '2 days');
+-- Frieda asks to be forgotten: no trace by name, email, phone or her order
+SELECT forget_customer(:frieda);
+
+CREATE FUNCTION pg_temp.s(q text, n int DEFAULT 20) RETURNS TABLE (who text, order_no text, channel text, matched_on text)
+LANGUAGE sql AS $$
+    SELECT coalesce(s.full_name, '#' || s.customer_id), s.order_no, s.channel, s.matched_on
+    FROM customer_account.search(q, n) s
+$$;
+-- order number: exact (any case), then by prefix
+SELECT * FROM pg_temp.s('WEB-100234');
+SELECT * FROM pg_temp.s('web-100234');
+SELECT * FROM pg_temp.s('WEB-1002');
+SELECT * FROM pg_temp.s('WEB-1002', 1);
+SELECT * FROM pg_temp.s('WEB-1009');
+-- return number: the order it belongs to, the channel it came back at
+SELECT * FROM pg_temp.s('RET-77');
+SELECT * FROM pg_temp.s('ret-77');
+-- email: exact, then a part of it
+SELECT * FROM pg_temp.s('Anna.Schmidt@Example.de');
+SELECT * FROM pg_temp.s('berger.exa');
+SELECT * FROM pg_temp.s('anna.s');
+SELECT * FROM pg_temp.s('nobody@example.de');
+-- phone in any format; a national number reads as +49
+SELECT * FROM pg_temp.s('+49 30 1234567');
+SELECT * FROM pg_temp.s('030 123 45 67');
+SELECT * FROM pg_temp.s('0049-30-1234567');
+SELECT * FROM pg_temp.s('040/7654321');
+SELECT * FROM pg_temp.s('+41 44 555 00 00');
+-- near misses: one digit off, another country
+SELECT * FROM pg_temp.s('030 1234568');
+SELECT * FROM pg_temp.s('+43 30 1234567');
+-- the policy's country code for national numbers
+UPDATE policy SET phone_country_code = '41';
+SELECT * FROM pg_temp.s('044 555 00 00');
+SELECT * FROM pg_temp.s('030 1234567');
+UPDATE policy SET phone_country_code = '49';
+-- loyalty card with or without separators; marketplace buyer with or without the marketplace
+SELECT * FROM pg_temp.s('123456789012');
+SELECT * FROM pg_temp.s('1234 5678 9012');
+SELECT * FROM pg_temp.s('1234 5678 9013');
+SELECT * FROM pg_temp.s('ebay:buyer77');
+SELECT * FROM pg_temp.s('BUYER77');
+SELECT * FROM pg_temp.s('buyer78');
+-- names: typos, any order, best first
+SELECT * FROM pg_temp.s('schmit anna');
+SELECT * FROM pg_temp.s('Hanna Schmitz');
+SELECT * FROM pg_temp.s('berger');
+SELECT * FROM pg_temp.s('zzyzx');
+-- ranking: an exact order number before its prefixes; a part of an email
+-- (Hanna's h.schmitz@...) before a similar name (Anna Schmidt); max_rows cuts
+SELECT place_order('WEB-10', :otto, 'web', '[{"sku":"A","qty":1,"unit_price":"10.00 EUR"}]', 'credit_card', now() - interval '2 days');
+SELECT * FROM pg_temp.s('WEB-10');
+SELECT * FROM pg_temp.s('WEB-10', 2);
+SELECT * FROM pg_temp.s('schmitz');
+SELECT * FROM pg_temp.s('schmitz', 1);
+-- forgotten: her name, email, phone and order find nothing
+SELECT * FROM pg_temp.s('Frieda Vogel');
+SELECT * FROM pg_temp.s('frieda@example.de');
+SELECT * FROM pg_temp.s('089 1112222');
+SELECT * FROM pg_temp.s('WEB-3001');
+-- a merged duplicate is found as the survivor
+SELECT register_customer('Anne Schmidt', 'anne.dup@example.de', '030 9999999') AS dup \gset
+SELECT merge_customers(:anna, :dup);
+SELECT * FROM pg_temp.s('030 9999999');
+SELECT * FROM pg_temp.s('anne.dup@example.de');
+SELECT * FROM pg_temp.s('Anne Schmidt');
+-- under two characters, blank, NULL: no rows; LIKE wildcards are literal
+SELECT count(*) FROM search('a');
+SELECT count(*) FROM search('  a ');
+SELECT count(*) FROM search(NULL);
+SELECT count(*) FROM search('%%');
+SELECT count(*) FROM search('WEB_');
+-- max_rows out of range: 22023
+SELECT pg_temp.try($$SELECT * FROM customer_account.search('anna', 0)$$);
+SELECT pg_temp.try($$SELECT * FROM customer_account.search('anna', NULL)$$);
+SELECT pg_temp.try($$SELECT * FROM customer_account.search('anna', 100000)$$);
