@@ -1655,6 +1655,499 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.capture_backfill_state',
 
 
 ------------------------------------------------------------------------------
+-- section: service (search, baskets, reports)
+------------------------------------------------------------------------------
+
+-- Baskets: saved on one channel, resumed and paid on another.  The token
+-- (12 characters of Crockford base32, 60 random bits from pg_strong_random)
+-- is handed to the customer; the table keeps only its SHA-256, so a copy of
+-- the table does not let anyone check a basket out.
+CREATE FUNCTION @extschema@.basket_token() RETURNS text
+    AS 'MODULE_PATHNAME', 'basket_token' LANGUAGE C VOLATILE PARALLEL RESTRICTED
+    SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+REVOKE ALL ON FUNCTION @extschema@.basket_token() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.basket_token() IS
+    'a new basket token: 12 characters of Crockford base32 from the strong random source';
+
+-- the hash a token is stored under; read leniently (case, spaces, dashes,
+-- O for 0, I and L for 1: Crockford's rules for tokens typed by hand)
+CREATE FUNCTION @extschema@.basket_token_hash(token text) RETURNS bytea
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = @extschema@, pg_temp AS $$
+    SELECT pg_catalog.sha256(pg_catalog.convert_to(
+        pg_catalog.translate(pg_catalog.upper(pg_catalog.regexp_replace(token, '[\s-]', '', 'g')), 'OIL', '011'), 'UTF8'))
+$$;
+REVOKE ALL ON FUNCTION @extschema@.basket_token_hash(text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.basket_token_hash(text) IS
+    'the SHA-256 a basket token is stored under (case, spaces and dashes ignored; O read as 0, I and L as 1)';
+
+CREATE TABLE @extschema@.basket (
+    customer_id  bigint NOT NULL REFERENCES @extschema@.customer,
+    token_hash   bytea PRIMARY KEY,
+    channel      text NOT NULL REFERENCES @extschema@.channel ON UPDATE CASCADE,
+    currency     text COLLATE "C" NOT NULL,
+    lines        jsonb NOT NULL CHECK (pg_catalog.jsonb_typeof(lines) = 'array'),
+    total        @extschema@.currency_amount NOT NULL,
+    saved_at     timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL,
+    order_no     text,           -- the order it was checked out as
+    checked_out_at timestamptz,
+    CHECK (expires_at > saved_at),
+    CHECK ((order_no IS NULL) = (checked_out_at IS NULL))
+);
+CREATE INDEX basket_customer ON @extschema@.basket (customer_id);
+CREATE INDEX basket_expires ON @extschema@.basket (expires_at) WHERE order_no IS NULL;
+REVOKE ALL ON TABLE @extschema@.basket FROM PUBLIC;
+COMMENT ON TABLE @extschema@.basket IS
+    'baskets saved with save_basket(): the SHA-256 of the token, the lines, when they expire, the order they became';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.basket', '');
+
+-- forget_customer() erases personal data: a basket not checked out is personal data
+CREATE FUNCTION @extschema@.forget_baskets() RETURNS trigger
+LANGUAGE plpgsql SET search_path = @extschema@, pg_temp AS $$
+BEGIN
+    DELETE FROM basket b WHERE b.customer_id OPERATOR(pg_catalog.=) NEW.customer_id AND b.order_no IS NULL;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER forget_baskets AFTER UPDATE OF forgotten_at ON @extschema@.customer
+    FOR EACH ROW WHEN (NEW.forgotten_at IS NOT NULL AND OLD.forgotten_at IS NULL)
+    EXECUTE FUNCTION @extschema@.forget_baskets();
+
+-- save_basket(customer, channel, lines, valid_for): a new token on every call
+CREATE FUNCTION @extschema@.save_basket(customer_id bigint, channel text, lines jsonb,
+        valid_for interval DEFAULT '7 days')
+RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    known_customer boolean;
+    merged bigint;
+    forgotten timestamptz;
+    ch_currency text;
+    total currency_amount;
+    token text;
+BEGIN
+    SELECT c.customer_id IS NOT NULL, c.merged_into, c.forgotten_at,
+           (SELECT x.currency FROM channel x WHERE x.code OPERATOR(pg_catalog.=) save_basket.channel)
+    INTO known_customer, merged, forgotten, ch_currency
+    FROM (SELECT 1) one LEFT JOIN customer c ON c.customer_id OPERATOR(pg_catalog.=) save_basket.customer_id;
+    IF NOT known_customer THEN
+        RAISE EXCEPTION 'unknown customer %', coalesce(customer_id::text, 'NULL') USING ERRCODE = 'RA002';
+    ELSIF merged IS NOT NULL THEN
+        RAISE EXCEPTION 'customer % was merged into customer %', customer_id, merged USING ERRCODE = 'RA002',
+            HINT = pg_catalog.format('Use the surviving customer %s.', merged);
+    ELSIF forgotten IS NOT NULL THEN
+        RAISE EXCEPTION 'customer % was forgotten', customer_id USING ERRCODE = 'RA002';
+    ELSIF ch_currency IS NULL THEN
+        RAISE EXCEPTION 'unknown channel "%"', channel USING ERRCODE = 'RA002';
+    END IF;
+    IF NOT may_write_channel(channel) THEN
+        RAISE EXCEPTION 'role "%" may not write for channel "%"', audit_role(), channel USING ERRCODE = '42501',
+            HINT = 'grant_profile(role, profile, channel) decides which channel a pos or shop role writes for.';
+    END IF;
+    IF valid_for IS NULL OR valid_for <= interval '0' OR valid_for > interval '366 days' THEN
+        RAISE EXCEPTION 'a basket is valid for more than 0 and at most 366 days, not %', coalesce(valid_for::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF lines IS NULL OR pg_catalog.jsonb_typeof(lines) <> 'array' OR pg_catalog.jsonb_array_length(lines) = 0 THEN
+        RAISE EXCEPTION 'basket lines must be a non-empty JSON array' USING ERRCODE = '22023',
+            HINT = 'Write lines like [{"sku":"A1","qty":2,"unit_price":"19.99 EUR"}].';
+    END IF;
+    -- the checks place_order() makes, so that a saved basket can be ordered
+    SELECT sum((j ->> 'unit_price')::currency_amount * (j ->> 'qty')::integer) INTO total
+    FROM pg_catalog.jsonb_array_elements(lines) WITH ORDINALITY AS l(j, n)
+    WHERE CASE
+        WHEN pg_catalog.jsonb_typeof(j) <> 'object' THEN line_error(n, 'is not an object')
+        WHEN pg_catalog.jsonb_typeof(j -> 'sku') IS DISTINCT FROM 'string' OR j ->> 'sku' = '' THEN line_error(n, 'needs a "sku" string')
+        WHEN pg_catalog.jsonb_typeof(j -> 'qty') IS DISTINCT FROM 'number' OR (j ->> 'qty') !~ '^-?[0-9]+$' THEN line_error(n, 'needs an integer "qty"')
+        WHEN (j ->> 'qty')::numeric <= 0 THEN line_error(n, 'has a quantity that is not positive')
+        WHEN (j ->> 'qty')::numeric > 2147483647 THEN line_error(n, 'has a quantity out of range')
+        WHEN pg_catalog.jsonb_typeof(j -> 'unit_price') IS DISTINCT FROM 'string' THEN line_error(n, 'needs a "unit_price" such as "19.99 EUR"')
+        WHEN j ? 'returnable' AND pg_catalog.jsonb_typeof(j -> 'returnable') <> 'boolean' THEN line_error(n, 'has a "returnable" that is not true or false')
+        ELSE true END;
+    IF currency_of(total) <> ch_currency THEN
+        RAISE EXCEPTION 'basket is in % but channel "%" sells in %', currency_of(total), channel, ch_currency
+            USING ERRCODE = '22023';
+    END IF;
+    LOOP
+        token := basket_token();
+        BEGIN
+            INSERT INTO basket (customer_id, token_hash, channel, currency, lines, total, expires_at)
+            VALUES (customer_id, basket_token_hash(token), channel, ch_currency, lines, total, now() + valid_for);
+            RETURN token;
+        EXCEPTION WHEN unique_violation THEN
+            NULL;   -- 60 random bits met an existing token: draw again
+        END;
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION @extschema@.save_basket(bigint, text, jsonb, interval) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.save_basket(bigint, text, jsonb, interval) IS
+    'save a basket on a channel; returns a new 12-character token (not guessable) valid for valid_for';
+
+-- the basket of a token, locked when asked; RA002 when unknown or expired
+-- (a basket already checked out is returned whatever its expiry)
+CREATE FUNCTION @extschema@.basket_of(token text, for_update boolean) RETURNS @extschema@.basket
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    b basket;
+BEGIN
+    IF token IS NULL OR pg_catalog.length(token) > 64 THEN
+        RAISE EXCEPTION 'unknown basket token' USING ERRCODE = 'RA002';
+    END IF;
+    IF for_update THEN
+        SELECT * INTO b FROM basket x WHERE x.token_hash OPERATOR(pg_catalog.=) basket_token_hash(token) FOR UPDATE;
+    ELSE
+        SELECT * INTO b FROM basket x WHERE x.token_hash OPERATOR(pg_catalog.=) basket_token_hash(token);
+    END IF;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown basket token' USING ERRCODE = 'RA002',
+            HINT = 'Check the token on the receipt or QR code; tokens have 12 characters.';
+    END IF;
+    IF b.order_no IS NULL AND b.expires_at <= now() THEN
+        RAISE EXCEPTION 'basket token expired at %', b.expires_at USING ERRCODE = 'RA002',
+            HINT = 'Save the basket again for a new token.';
+    END IF;
+    RETURN b;
+END $$;
+REVOKE ALL ON FUNCTION @extschema@.basket_of(text, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.basket_of(text, boolean) IS
+    'the basket of a token (locked when for_update); unknown or expired: RA002';
+
+-- resume_basket(token, channel): the basket, shown on another channel
+CREATE FUNCTION @extschema@.resume_basket(token text, channel text)
+RETURNS TABLE (customer_id bigint, lines jsonb, saved_on text, expires_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    b basket;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM channel x WHERE x.code OPERATOR(pg_catalog.=) resume_basket.channel) THEN
+        RAISE EXCEPTION 'unknown channel "%"', channel USING ERRCODE = 'RA002';
+    END IF;
+    b := basket_of(token, false);
+    IF b.order_no IS NOT NULL THEN
+        RAISE EXCEPTION 'basket was checked out as order "%"', b.order_no USING ERRCODE = 'RA001';
+    END IF;
+    -- the survivor, when the customer was merged since
+    RETURN QUERY
+    WITH RECURSIVE up(id, next) AS (
+        SELECT c.customer_id, c.merged_into FROM customer c WHERE c.customer_id OPERATOR(pg_catalog.=) b.customer_id
+        UNION ALL
+        SELECT c.customer_id, c.merged_into FROM customer c JOIN up ON c.customer_id OPERATOR(pg_catalog.=) up.next
+    )
+    SELECT (SELECT up.id FROM up WHERE up.next IS NULL), b.lines, b.channel, b.expires_at;
+END $$;
+REVOKE ALL ON FUNCTION @extschema@.resume_basket(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.resume_basket(text, text) IS
+    'the basket of a token (customer, lines, channel it was saved on, expiry); unknown or expired: RA002';
+
+-- checkout_basket(token, order_no, channel, method): the basket becomes an
+-- order through place_order() (payment decision and enforcement), once
+CREATE FUNCTION @extschema@.checkout_basket(token text, order_no text, channel text, payment_method text)
+RETURNS @extschema@.currency_amount LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    b basket;
+    ch_currency text;
+    buyer bigint;
+    total currency_amount;
+BEGIN
+    IF order_no IS NULL OR pg_catalog.btrim(order_no) = '' THEN
+        RAISE EXCEPTION 'a checkout needs an order number' USING ERRCODE = '22023';
+    END IF;
+    SELECT x.currency INTO ch_currency FROM channel x WHERE x.code OPERATOR(pg_catalog.=) checkout_basket.channel;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown channel "%"', channel USING ERRCODE = 'RA002';
+    END IF;
+    IF NOT may_write_channel(channel) THEN
+        RAISE EXCEPTION 'role "%" may not write for channel "%"', audit_role(), channel USING ERRCODE = '42501',
+            HINT = 'grant_profile(role, profile, channel) decides which channel a pos or shop role writes for.';
+    END IF;
+    b := basket_of(token, true);   -- two tills cannot check one basket out twice
+    IF b.order_no IS NOT NULL THEN
+        IF b.order_no OPERATOR(pg_catalog.=) checkout_basket.order_no THEN
+            SELECT o.total INTO total FROM orders o WHERE o.order_no OPERATOR(pg_catalog.=) b.order_no;
+            RETURN total;   -- a retry answers what the checkout answered
+        END IF;
+        RAISE EXCEPTION 'basket was already checked out as another order' USING ERRCODE = 'RA001',
+            HINT = 'A basket checks out once; save a new basket for another order.';
+    END IF;
+    IF ch_currency <> b.currency THEN
+        RAISE EXCEPTION 'basket is in % but channel "%" sells in %', b.currency, channel, ch_currency
+            USING ERRCODE = '22023';
+    END IF;
+    -- the survivor, when the customer was merged since saving
+    WITH RECURSIVE up(id, next) AS (
+        SELECT c.customer_id, c.merged_into FROM customer c WHERE c.customer_id OPERATOR(pg_catalog.=) b.customer_id
+        UNION ALL
+        SELECT c.customer_id, c.merged_into FROM customer c JOIN up ON c.customer_id OPERATOR(pg_catalog.=) up.next
+    )
+    SELECT up.id INTO buyer FROM up WHERE up.next IS NULL;
+    total := place_order(order_no, buyer, channel, b.lines, payment_method);
+    UPDATE basket x SET order_no = checkout_basket.order_no, checked_out_at = now()
+    WHERE x.token_hash OPERATOR(pg_catalog.=) b.token_hash;
+    RETURN total;
+END $$;
+REVOKE ALL ON FUNCTION @extschema@.checkout_basket(text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.checkout_basket(text, text, text, text) IS
+    'turn a saved basket into an order on this channel through place_order(); once per token';
+
+-- inactive_customers(days): the lapsed customers worth an incentive.  One
+-- row per customer and currency they bought in (lifetime revenue is money
+-- in one currency), for customers whose latest purchase in every currency
+-- is older than `days`; orders all cancelled count as no purchase; merged
+-- duplicates (their history is the survivor's) and forgotten customers (no
+-- one to write to) are left out.  Ordered by currency, then highest
+-- lifetime revenue first.  The index serves the range of old purchases.
+CREATE INDEX account_state_last_purchase ON @extschema@.account_state (last_purchase_at)
+    WHERE last_purchase_at IS NOT NULL;
+CREATE FUNCTION @extschema@.inactive_customers(days integer)
+RETURNS TABLE (customer_id bigint, last_purchase_at timestamptz, lifetime_revenue @extschema@.currency_amount)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    cutoff timestamptz;
+BEGIN
+    IF days IS NULL OR days < 0 THEN
+        RAISE EXCEPTION 'days must be 0 or more, not %', coalesce(days::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    cutoff := now() - pg_catalog.make_interval(days => days);
+    RETURN QUERY
+    SELECT s.customer_id, s.last_purchase_at, currency_amount_from_minor_units(s.lifetime_revenue, s.currency)
+    FROM account_state s
+    JOIN customer c ON c.customer_id OPERATOR(pg_catalog.=) s.customer_id
+    WHERE s.last_purchase_at < cutoff
+      AND s.orders_count > 0
+      AND c.merged_into IS NULL AND c.forgotten_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM account_state r
+                      WHERE r.customer_id OPERATOR(pg_catalog.=) s.customer_id
+                        AND r.last_purchase_at >= cutoff AND r.orders_count > 0)
+    ORDER BY s.currency, s.lifetime_revenue DESC, s.customer_id;
+END $$;
+REVOKE ALL ON FUNCTION @extschema@.inactive_customers(integer) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.inactive_customers(integer) IS
+    'customers with no purchase in the last days (one row per customer and currency), highest lifetime revenue first within each currency';
+
+-- channel_report(from, to): per channel, the orders placed in [from, to)
+-- and not cancelled, their value net of the returns booked in the period,
+-- the returned value (a return counts under the channel that sold the
+-- order, at the time of the return) and returned / purchased value.  Read
+-- from the ledger's 'order' and 'return' entries through a partial index
+-- that covers every column the report needs.
+CREATE INDEX ledger_channel_report ON @extschema@.ledger (event_at)
+    INCLUDE (entry_type, channel, currency, revenue_delta, returned_delta, order_no)
+    WHERE entry_type IN ('order', 'return');
+CREATE FUNCTION @extschema@.channel_report(from_ts timestamptz, to_ts timestamptz)
+RETURNS TABLE (channel text, orders bigint, revenue @extschema@.currency_amount,
+               returned @extschema@.currency_amount, return_rate numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+BEGIN
+    IF from_ts IS NULL OR to_ts IS NULL OR from_ts > to_ts
+       OR from_ts IN ('infinity', '-infinity') OR to_ts IN ('infinity', '-infinity') THEN
+        RAISE EXCEPTION 'a report period runs from a time to a later time, not from % to %',
+            coalesce(from_ts::text, 'NULL'), coalesce(to_ts::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH placed AS (
+        SELECT l.channel AS ch, l.currency AS cur, count(*) AS n, sum(l.revenue_delta)::bigint AS purchased
+        FROM ledger l
+        WHERE l.entry_type = 'order' AND l.event_at >= from_ts AND l.event_at < to_ts
+          AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_no OPERATOR(pg_catalog.=) l.order_no
+                                                   AND o.cancelled_at IS NOT NULL)
+        GROUP BY l.channel, l.currency
+    ), back AS (
+        SELECT l.channel AS ch, l.currency AS cur, sum(l.returned_delta)::bigint AS value
+        FROM ledger l
+        WHERE l.entry_type = 'return' AND l.event_at >= from_ts AND l.event_at < to_ts
+        GROUP BY l.channel, l.currency
+    )
+    SELECT ch, coalesce(p.n, 0),
+           currency_amount_from_minor_units(coalesce(p.purchased, 0) - coalesce(b.value, 0), cur),
+           currency_amount_from_minor_units(coalesce(b.value, 0), cur),
+           CASE WHEN coalesce(p.purchased, 0) > 0
+                THEN pg_catalog.round(coalesce(b.value, 0)::numeric / p.purchased, 4) END
+    FROM placed p FULL JOIN back b USING (ch, cur)
+    ORDER BY ch, cur;
+END $$;
+REVOKE ALL ON FUNCTION @extschema@.channel_report(timestamptz, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.channel_report(timestamptz, timestamptz) IS
+    'per channel: orders placed in [from_ts, to_ts) and not cancelled, revenue net of the period''s returns, returned value, return rate';
+
+-- search(query, max_rows): the call center's search box.  Exact identifiers
+-- first (order and return numbers, email, phone, loyalty card, marketplace
+-- buyer), then order-number prefixes and parts of email addresses, then
+-- names by similarity (typos, any order, through pg_trgm).  One row per
+-- customer and order, with what matched best.  Merged
+-- duplicates and forgotten customers are never found.
+--
+-- Phone numbers compare in international digits: a national number
+-- (leading 0) gets the country code of the policy row, 00 and + are
+-- international prefixes.  The index holds each stored number's digits
+-- reversed, so the national digits of the query find every way the number
+-- was written (+49 30 ..., 030/..., 0049 30 ...) by prefix.
+ALTER TABLE @extschema@.policy
+    ADD COLUMN phone_country_code text NOT NULL DEFAULT '49' CHECK (phone_country_code ~ '^[1-9][0-9]{0,2}$');
+COMMENT ON COLUMN @extschema@.policy.phone_country_code IS
+    'country calling code for phone numbers written nationally (leading 0), e.g. 49';
+
+-- a phone number in international digits (no + or 00), cc for national numbers
+CREATE FUNCTION @extschema@.phone_international(phone text, cc text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = @extschema@, pg_temp AS $$
+    SELECT CASE WHEN x.d = '' THEN NULL
+                WHEN pg_catalog.btrim(phone) LIKE '+%' THEN x.d
+                WHEN x.d LIKE '00%' THEN pg_catalog.substr(x.d, 3)
+                WHEN x.d LIKE '0%' THEN cc OPERATOR(pg_catalog.||) pg_catalog.substr(x.d, 2)
+                ELSE cc OPERATOR(pg_catalog.||) x.d END
+    FROM (SELECT pg_catalog.regexp_replace(phone, '[^0-9]', '', 'g') AS d) x
+$$;
+REVOKE ALL ON FUNCTION @extschema@.phone_international(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.phone_international(text, text) IS
+    'a phone number as international digits; cc is the country code of a number written nationally';
+
+-- the buyer id of a marketplace identity (''ebay:buyer77'' -> ''buyer77'')
+CREATE FUNCTION @extschema@.marketplace_buyer(value text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = @extschema@, pg_temp AS $$
+    SELECT pg_catalog.lower(pg_catalog.substr(value, pg_catalog.strpos(value, ':') + 1))
+$$;
+REVOKE ALL ON FUNCTION @extschema@.marketplace_buyer(text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.marketplace_buyer(text) IS 'the buyer id of a marketplace identity, without the marketplace';
+
+-- a LIKE pattern that matches the text literally
+CREATE FUNCTION @extschema@.like_literal(value text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = @extschema@, pg_temp AS $$
+    SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(value, '\', '\\'), '%', '\%'), '_', '\_')
+$$;
+REVOKE ALL ON FUNCTION @extschema@.like_literal(text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.like_literal(text) IS 'the text with LIKE''s wildcards escaped';
+
+-- order numbers by prefix (text_pattern_ops: LIKE 'X%' whatever the
+-- collation), on the ledger's one 'order' entry per order: an index on
+-- orders could not be built by an update run in a transaction that has
+-- just booked orders (their deferred checks are pending)
+CREATE INDEX ledger_order_no_prefix ON @extschema@.ledger (order_no text_pattern_ops) WHERE entry_type = 'order';
+-- phone numbers by their reversed digits (see above)
+CREATE INDEX customer_identity_phone_digits ON @extschema@.customer_identity
+    (pg_catalog.reverse(pg_catalog.regexp_replace(value, '[^0-9]', '', 'g')) text_pattern_ops) WHERE kind = 'phone';
+CREATE INDEX customer_phone_digits ON @extschema@.customer
+    (pg_catalog.reverse(pg_catalog.regexp_replace(phone, '[^0-9]', '', 'g')) text_pattern_ops) WHERE phone IS NOT NULL;
+-- marketplace buyer ids without the marketplace
+CREATE INDEX customer_identity_marketplace_buyer ON @extschema@.customer_identity
+    (@extschema@.marketplace_buyer(value)) WHERE kind = 'marketplace';
+
+-- pg_trgm lives in a schema chosen when it was installed: the trigram
+-- indexes and search() name it explicitly (never through search_path)
+DO $do$
+DECLARE
+    trgm text := (SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e
+                  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+                  WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trgm');
+BEGIN
+    -- names with typos and in any order; parts of email addresses (LIKE '%x%')
+    EXECUTE pg_catalog.replace($ddl$
+        CREATE INDEX customer_name_trgm ON @extschema@.customer USING gin (full_name @trgm@.gin_trgm_ops)
+            WHERE full_name IS NOT NULL AND merged_into IS NULL$ddl$, '@trgm@', trgm);
+    EXECUTE pg_catalog.replace($ddl$
+        CREATE INDEX customer_identity_email_trgm ON @extschema@.customer_identity USING gin (value @trgm@.gin_trgm_ops)
+            WHERE kind = 'email'$ddl$, '@trgm@', trgm);
+    EXECUTE pg_catalog.replace($ddl$
+CREATE FUNCTION @extschema@.search(query text, max_rows integer DEFAULT 20)
+RETURNS TABLE (customer_id bigint, full_name text, email text, order_no text, channel text, matched_on text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $body$
+#variable_conflict use_column
+DECLARE
+    q text := pg_catalog.btrim(query);
+    ql text;
+    cc text;
+    qn text;          -- the query as a phone number, international digits
+    nat text;         -- its national digits (without the policy's country code)
+    card text;
+BEGIN
+    IF max_rows IS NULL OR max_rows < 1 OR max_rows > 1000 THEN
+        RAISE EXCEPTION 'max_rows must be between 1 and 1000, not %', coalesce(max_rows::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF q IS NULL OR pg_catalog.length(q) < 2 THEN
+        RETURN;
+    END IF;
+    ql := pg_catalog.lower(q);
+    SELECT p.phone_country_code INTO cc FROM policy p;
+    cc := coalesce(cc, '49');
+    IF q ~ '^\+?[0-9][0-9 ()/.-]*$' AND pg_catalog.length(pg_catalog.regexp_replace(q, '[^0-9]', '', 'g')) >= 5 THEN
+        qn := phone_international(q, cc);
+        nat := CASE WHEN qn LIKE cc || '%' THEN pg_catalog.substr(qn, pg_catalog.length(cc) + 1) ELSE qn END;
+    END IF;
+    card := pg_catalog.upper(pg_catalog.regexp_replace(q, '[^A-Za-z0-9]', '', 'g'));
+    RETURN QUERY
+    WITH hits (customer_id, order_no, channel, matched_on, rank, score) AS (
+        -- order number, exact (as typed or in capitals)
+        SELECT o.customer_id, o.order_no, o.channel, 'order_no', 0, 1::real
+        FROM orders o WHERE o.order_no IN (q, pg_catalog.upper(q))
+        UNION ALL
+        -- order number, by prefix
+        SELECT o.customer_id, o.order_no, o.channel, 'order_no', 1, 0.5::real
+        FROM (SELECT DISTINCT k FROM pg_catalog.unnest(ARRAY[q, pg_catalog.upper(q)]) k) ks
+        CROSS JOIN LATERAL (SELECT l.order_no FROM ledger l
+                            WHERE l.entry_type = 'order' AND l.order_no LIKE like_literal(ks.k) || '%'
+                              AND l.order_no <> ks.k
+                            ORDER BY l.order_no LIMIT max_rows) p
+        JOIN orders o ON o.order_no = p.order_no
+        UNION ALL
+        -- return number
+        SELECT o.customer_id, r.order_no, coalesce(r.channel, r.announced_on), 'return_no', 0, 1::real
+        FROM return_request r JOIN orders o ON o.order_no = r.order_no
+        WHERE r.return_no IN (q, pg_catalog.upper(q))
+        UNION ALL
+        -- email, exact
+        SELECT i.customer_id, NULL, NULL, 'email', 0, 1::real
+        FROM customer_identity i WHERE i.kind = 'email' AND i.value = ql
+        UNION ALL
+        -- email, a part of it
+        SELECT e.customer_id, NULL, NULL, 'email', 1, e.score
+        FROM (SELECT i.customer_id, @trgm@.similarity(i.value, ql) AS score FROM customer_identity i
+              WHERE pg_catalog.length(q) >= 3 AND q !~ '\s' AND i.kind = 'email'
+                AND i.value LIKE '%' || like_literal(ql) || '%' AND i.value <> ql
+              ORDER BY 2 DESC LIMIT max_rows) e
+        UNION ALL
+        -- phone, however it was written
+        SELECT i.customer_id, NULL, NULL, 'phone', 0, 1::real
+        FROM customer_identity i
+        WHERE qn IS NOT NULL AND i.kind = 'phone'
+          AND pg_catalog.reverse(pg_catalog.regexp_replace(i.value, '[^0-9]', '', 'g')) LIKE pg_catalog.reverse(nat) || '%'
+          AND phone_international(i.value, cc) = qn
+        UNION ALL
+        SELECT c.customer_id, NULL, NULL, 'phone', 0, 1::real
+        FROM customer c
+        WHERE qn IS NOT NULL AND c.phone IS NOT NULL
+          AND pg_catalog.reverse(pg_catalog.regexp_replace(c.phone, '[^0-9]', '', 'g')) LIKE pg_catalog.reverse(nat) || '%'
+          AND phone_international(c.phone, cc) = qn
+        UNION ALL
+        -- loyalty card, with or without separators
+        SELECT i.customer_id, NULL, NULL, 'loyalty_card', 0, 1::real
+        FROM customer_identity i WHERE card <> '' AND i.kind = 'loyalty_card' AND i.value = card
+        UNION ALL
+        -- marketplace buyer, with or without the marketplace
+        SELECT i.customer_id, NULL, NULL, 'marketplace', 0, 1::real
+        FROM customer_identity i
+        WHERE i.kind = 'marketplace' AND (i.value = ql OR marketplace_buyer(i.value) = ql)
+        UNION ALL
+        -- names: typos, fragments, any order
+        SELECT n.customer_id, NULL, NULL, 'name', 2, n.score
+        FROM (SELECT c.customer_id,
+                     GREATEST(@trgm@.similarity(c.full_name, q), @trgm@.word_similarity(q, c.full_name)) AS score
+              FROM customer c
+              WHERE c.full_name IS NOT NULL AND c.merged_into IS NULL
+                AND (c.full_name OPERATOR(@trgm@.%) q OR q OPERATOR(@trgm@.<%) c.full_name)
+              ORDER BY 2 DESC, 1 LIMIT max_rows) n
+    )
+    SELECT h.customer_id, c.full_name, c.email, h.order_no, h.channel, h.matched_on
+    FROM (SELECT DISTINCT ON (x.customer_id, x.order_no) x.*
+          FROM hits x ORDER BY x.customer_id, x.order_no, x.rank, x.score DESC) h
+    JOIN customer c ON c.customer_id = h.customer_id
+    WHERE c.forgotten_at IS NULL AND c.merged_into IS NULL
+    ORDER BY h.rank, h.score DESC, h.customer_id, h.order_no
+    LIMIT max_rows;
+END $body$$ddl$, '@trgm@', trgm);
+END $do$;
+REVOKE ALL ON FUNCTION @extschema@.search(text, integer) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.search(text, integer) IS
+    'the call center''s search box: exact identifiers first, then order-number prefixes, then similarity; matched_on says what matched';
+
+
+
+------------------------------------------------------------------------------
 -- section: verify_balances (after every section that adds a cached figure)
 ------------------------------------------------------------------------------
 -- verify_balances(): every figure the account state caches, rebuilt from the
