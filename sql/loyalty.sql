@@ -477,3 +477,26 @@ RESET work_mem;
 SELECT available, pending FROM loyalty_points(:lars);
 SELECT count(*) AS lots, sum(points) AS points FROM loyalty_lot WHERE order_no = 'BIG-1';
 SELECT * FROM verify_loyalty();
+
+------------------------------------------------------------------------------
+-- the reactivation credit cannot be earned again by spending it and then
+-- cancelling the order that earned it; an order with returned goods cannot
+-- be cancelled (it would refund them twice)
+------------------------------------------------------------------------------
+SELECT register_customer('Rex Repeat', 'rex@example.com', NULL, 'en', '2020-01-01') AS rex \gset
+SELECT add_reactivation_rule('rex-back', 'webshop', 30, 'store', 1, 365, NULL, 50, '20.00 EUR', 365);
+SELECT place_order('RX-W0', :rex, 'web-de', '[{"sku":"K","qty":1,"unit_price":"10.00 EUR"}]', 'credit_card', now() - interval '100 days');
+SELECT place_order('RX-S0', :rex, 'store-berlin', '[{"sku":"K","qty":1,"unit_price":"10.00 EUR"}]', 'cash', now() - interval '50 days');
+SELECT place_order('RX-W1', :rex, 'web-de', '[{"sku":"K","qty":1,"unit_price":"30.00 EUR"}]', 'credit_card', now() - interval '1 hour');
+SELECT store_credit FROM balance(:rex);
+SELECT place_order('RX-S1', :rex, 'store-berlin', '[{"sku":"K","qty":1,"unit_price":"15.00 EUR"}]', 'store_credit', now() - interval '50 minutes');
+SELECT cancel_order('RX-W1');
+SELECT place_order('RX-W2', :rex, 'web-de', '[{"sku":"K","qty":1,"unit_price":"30.00 EUR"}]', 'credit_card', now() - interval '40 minutes');
+SELECT store_credit FROM balance(:rex);
+SELECT kind, reason_code, amount, order_no FROM loyalty_history(:rex) WHERE kind = 'credit' ORDER BY at;
+SELECT * FROM verify_loyalty();
+SELECT * FROM verify_balances();
+SELECT place_order('RX-S2', :rex, 'store-berlin', '[{"sku":"K","qty":2,"unit_price":"100.00 EUR"}]', 'cash', now() - interval '5 days');
+SELECT action, refund FROM accept_return('RX-S2', 'K', 2, 'store-berlin');
+SELECT pg_temp.try($$SELECT customer_account.cancel_order('RX-S2')$$) AS cancel_after_return;
+SELECT count(*) FILTER (WHERE entry_type = 'refund') AS refunds FROM ledger WHERE order_no = 'RX-S2';

@@ -609,7 +609,9 @@ reactivation_facts(const LoyaltyReactivationRule *r, int64 customer_id, const ch
 			   "            AND e.at > $2 - $8 * interval '1 day' AND e.at < $2 + $8 * interval '1 day'"
 			   "            AND NOT EXISTS (SELECT 1 FROM customer_account.loyalty_entry b"
 			   "                            WHERE b.order_no = e.order_no AND b.kind = 'credit' AND b.rule_code = e.rule_code"
-			   "                              AND b.reason_code = 'reactivation_credit_cancelled'))"
+			   "                              AND b.reason_code = 'reactivation_credit_cancelled'"
+			   /* a credit counts unless its take-back recovered all of it */
+			   "                              AND b.unrecovered = 0))"
 			   " FROM customer_account.orders o JOIN customer_account.channel c ON c.code = o.channel"
 			   " WHERE o.customer_id = $1 AND o.placed_at < $2 AND o.cancelled_at IS NULL AND o.order_no <> $6",
 			   8, types);

@@ -389,6 +389,31 @@ check_order_change_times(HeapTuple new, TupleDesc td, const char *order_no,
 	}
 }
 
+static SPIPlanPtr plan_accepted_return;
+
+/*
+ * Has a till accepted a return of this order?  Then a cancellation would
+ * refund those items a second time.  (Before ALTER EXTENSION UPDATE to
+ * 1.1.0 there are no returns.)
+ */
+static bool
+has_accepted_return(const char *order_no)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	if (SPI_execute("SELECT pg_catalog.to_regclass('customer_account.return_line') IS NOT NULL",
+					true, 1) != SPI_OK_SELECT || !ca_get_bool(0, 1, NULL))
+		return false;
+	ca_prepare(&plan_accepted_return,
+			   "SELECT 1 FROM customer_account.return_line"
+			   " WHERE order_no = $1 AND status = 'accepted' LIMIT 1",
+			   1, types);
+	values[0] = CStringGetTextDatum(order_no);
+	ca_execute(plan_accepted_return, values, NULL, false, 1);
+	return SPI_processed > 0;
+}
+
 /*
  * orders: AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW.
  * INSERT books the order; setting cancelled_at books the cancellation;
@@ -445,6 +470,12 @@ orders_post(PG_FUNCTION_ARGS)
 		check_order_change_times(new, td, order_no, old_deliv_null, old_cancel_null);
 		if (old_cancel_null && !new_cancel_null)
 		{
+			if (has_accepted_return(order_no))
+				ereport(ERROR,
+						(errcode(ERRCODE_CA_REFUSED),
+						 errmsg("order \"%s\" has returned goods and cannot be cancelled", order_no),
+						 errdetail("reason_code: already_returned"),
+						 errhint("Return the remaining items instead; a cancellation would refund the returned ones twice.")));
 			if (!new_deliv_null)
 				ereport(ERROR,
 						(errcode(ERRCODE_CA_REFUSED),
