@@ -318,3 +318,14 @@ SELECT count(*) AS null_args FROM decide_return(NULL, 'A', 1, 'berlin');
 SELECT reason_text('return.already_returned', 'de') AS de, reason_text('return.already_returned', 'en') AS en;
 
 SELECT * FROM verify_balances();
+
+-- an order with many lines of one SKU, and a SKU longer than 255 bytes
+SELECT place_order('MANY-1', 1, 'web', (SELECT jsonb_agg(jsonb_build_object('sku', 'SAME', 'qty', 1, 'unit_price', '1.00 EUR'))
+                                           FROM generate_series(1, 40)), 'credit_card', now() - interval '5 days');
+SELECT mark_delivered('MANY-1', now() - interval '3 days');
+SELECT action, refund, reason_code FROM decide_return('MANY-1', 'SAME', 40, 'web');
+SELECT place_order('LONG-1', 1, 'web', jsonb_build_array(jsonb_build_object('sku', repeat('L', 300), 'qty', 1, 'unit_price', '3.00 EUR')),
+                   'credit_card', now() - interval '5 days');
+SELECT mark_delivered('LONG-1', now() - interval '3 days');
+SELECT action, refund, reason_code FROM decide_return('LONG-1', repeat('L', 300), 1, 'web');
+SELECT count(*) AS differences FROM verify_balances();

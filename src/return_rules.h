@@ -13,7 +13,7 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 
-#define RETURN_MAX_LINES	32		/* order lines of one SKU */
+#define RETURN_MAX_LINES	256		/* order lines of one SKU */
 #define RETURN_MAX_TENDERS	16		/* payments applied to one order */
 #define RETURN_MAX_ROUTES	(3 * RETURN_MAX_TENDERS + 2)
 

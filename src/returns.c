@@ -302,10 +302,29 @@ get_text(IdxScan *s, AttrNumber a, char *buf, int buflen)
 		text	   *t = DatumGetTextPP(d);
 		int			len = Min((int) VARSIZE_ANY_EXHDR(t), buflen - 1);
 
+		if ((int) VARSIZE_ANY_EXHDR(t) > buflen - 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("a value of %d bytes is longer than returns can handle (%d)",
+							(int) VARSIZE_ANY_EXHDR(t), buflen - 1)));
 		memcpy(buf, VARDATA_ANY(t), len);
 		buf[len] = '\0';
 	}
 	return !n;
+}
+
+/* does a text column hold exactly s?  (no copy, no length limit) */
+static bool
+text_equals(IdxScan *s, AttrNumber a, const char *str)
+{
+	bool		n;
+	Datum		d = get(s, a, &n);
+	text	   *t;
+
+	if (n)
+		return false;
+	t = DatumGetTextPP(d);
+	return VARSIZE_ANY_EXHDR(t) == strlen(str) && memcmp(VARDATA_ANY(t), str, strlen(str)) == 0;
 }
 
 /* a timestamptz column; has: whether it is set */
@@ -428,15 +447,13 @@ gather_lines(ReturnCase *rc, const char *sku, Snapshot snap, ReturnFacts *f)
 	scan_text(&s, rr.line, rr.line_pkey, snap, rc->order_no);
 	while (scan_next(&s))
 	{
-		char		line_sku[256];
 		char		category[256];
 		bool		has_category;
 		bool		n;
 		ReturnLineFacts *l;
 		bool		rule_returnable;
 
-		get_text(&s, rr.l_sku, line_sku, sizeof(line_sku));
-		if (strcmp(line_sku, sku) != 0)
+		if (!text_equals(&s, rr.l_sku, sku))
 			continue;
 		if (f->nlines >= RETURN_MAX_LINES)
 			ereport(ERROR,
