@@ -224,6 +224,8 @@ SELECT * FROM pg_temp.decide('W-9', 'CUP', 1, 'berlin');
 SELECT * FROM pg_temp.decide(:'return_no', 'CUP', 2, 'berlin');
 -- declared in time: the window counts from the announcement, not the visit
 SELECT * FROM pg_temp.decide(:'return_no', 'CUP', 2, 'berlin', now() + interval '60 days');
+-- more units than were announced under that number: refused, nothing booked
+SELECT pg_temp.try(format($$SELECT * FROM customer_account.accept_return(%L, 'CUP', 3, 'berlin')$$, :'return_no'));
 SELECT * FROM pg_temp.accept(:'return_no', 'CUP', 2, 'berlin');
 SELECT status, channel, announced_on FROM return_request WHERE return_no = :'return_no';
 SELECT pg_temp.differences() AS differences;

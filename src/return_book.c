@@ -568,6 +568,12 @@ accept_return(PG_FUNCTION_ARGS)
 					 errhint("A return number decides each SKU once; return more units under a new return number.")));
 		replay(rsinfo, action_type, rc);
 	}
+	else if (rc->own_announced > 0 && quantity > rc->own_announced)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("return \"%s\" announced %d x \"%s\", not %d", rc->return_no, rc->own_announced,
+						sku, quantity),
+				 errhint("A till completes at most the announced units; return more under a new return number.")));
 	else
 		decide_and_book(rsinfo, action_type, rc, f, sku, quantity, channel, ch->kind, now);
 	UnregisterSnapshot(snap);

@@ -495,6 +495,7 @@ gather_returned(ReturnCase *rc, const char *sku, Snapshot snap, ReturnFacts *f)
 
 	args[0] = PointerGetDatum(cstring_to_text(rc->order_no));
 	args[1] = PointerGetDatum(cstring_to_text(sku));
+	rc->own_announced = 0;
 	scan_open(&s, rr.rline, rr.rline_order, snap, 2, procs, args);
 	while (scan_next(&s))
 	{
@@ -530,7 +531,11 @@ gather_returned(ReturnCase *rc, const char *sku, Snapshot snap, ReturnFacts *f)
 			strlcpy(seen[nseen++].return_no, return_no, sizeof(seen[0].return_no));
 		}
 		if (strcmp(status, "announced") == 0)
+		{
 			seen[k].announced += qty;
+			if (rc->return_no[0] != '\0' && strcmp(return_no, rc->return_no) == 0)
+				rc->own_announced += qty;
+		}
 		else
 			seen[k].decided += qty;
 	}

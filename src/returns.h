@@ -83,6 +83,8 @@ typedef struct ReturnCase
 	bool		decided_before;
 	int32		decided_qty;
 	int32		decided_line;
+	/* units of the SKU this return announced (0: none announced) */
+	int32		own_announced;
 } ReturnCase;
 
 /*
