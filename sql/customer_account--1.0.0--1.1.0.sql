@@ -676,7 +676,9 @@ FROM @extschema@.customer c WHERE c.customer_id OPERATOR(pg_catalog.=) s.custome
 CREATE TABLE @extschema@.loyalty_terms (
     currency     text COLLATE "C" PRIMARY KEY
                  CHECK (@extschema@.is_currency(currency) AND currency OPERATOR(pg_catalog.=) pg_catalog.upper(currency)),
-    point_value  numeric NOT NULL CHECK (point_value OPERATOR(pg_catalog.>) 0),
+    point_value  numeric NOT NULL CONSTRAINT loyalty_terms_point_value_range
+                 CHECK (point_value OPERATOR(pg_catalog.>) 0 AND point_value OPERATOR(pg_catalog.<=) 1000000
+                        AND point_value OPERATOR(pg_catalog.<>) 'NaN'),   -- bounded like every configuration amount
     expiry_days  integer NOT NULL DEFAULT 730 CHECK (expiry_days OPERATOR(pg_catalog.>) 0),
     pending_days integer CHECK (pending_days OPERATOR(pg_catalog.>=) 0),
     updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now()

@@ -500,3 +500,6 @@ SELECT place_order('RX-S2', :rex, 'store-berlin', '[{"sku":"K","qty":2,"unit_pri
 SELECT action, refund FROM accept_return('RX-S2', 'K', 2, 'store-berlin');
 SELECT pg_temp.try($$SELECT customer_account.cancel_order('RX-S2')$$) AS cancel_after_return;
 SELECT count(*) FILTER (WHERE entry_type = 'refund') AS refunds FROM ledger WHERE order_no = 'RX-S2';
+-- a point is worth more than nothing and at most 1 000 000 major units
+SELECT pg_temp.try($$UPDATE customer_account.loyalty_terms SET point_value = 'NaN' WHERE currency = 'EUR'$$);
+SELECT pg_temp.try($$UPDATE customer_account.loyalty_terms SET point_value = 92233720368547758.07 WHERE currency = 'EUR'$$);
