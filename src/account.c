@@ -29,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "currency.h"
+#include "config.h"
 #include "direct.h"
 #include "input.h"
 #include "loyalty.h"

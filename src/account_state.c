@@ -29,6 +29,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "config.h"
 #include "direct.h"
 #include "posting_int.h"
 #include "spi_util.h"

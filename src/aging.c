@@ -24,6 +24,7 @@
 #include "utils/timestamp.h"
 
 #include "currency.h"
+#include "config.h"
 #include "direct.h"
 #include "money.h"
 

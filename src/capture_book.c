@@ -34,6 +34,7 @@
 
 #include "capture.h"
 #include "currency.h"
+#include "config.h"
 #include "direct.h"
 #include "money.h"
 #include "spi_util.h"

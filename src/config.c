@@ -5,8 +5,8 @@
  *	  policy, payment methods, channels, segment averages) are read once per
  *	  backend and kept until a relcache invalidation says they changed: the
  *	  config_changed trigger on those tables sends one with every write, so
- *	  the next call sees an UPDATE.  direct.c's invalidation callback calls
- *	  ca_conf_invalidate().
+ *	  the next call sees an UPDATE.  The cache registers its own relcache
+ *	  callback for its tables.
  *
  *-------------------------------------------------------------------------
  */
@@ -46,8 +46,8 @@
 #include "utils/timestamp.h"
 
 #include "currency.h"
+#include "config.h"
 #include "direct.h"
-#include "input.h"
 #include "money.h"
 #include "spi_util.h"
 
@@ -57,12 +57,65 @@ const char *const ca_channel_kind_names[CHANNEL_KINDS] = {"webshop", "store", "m
 static bool conf_valid = false;
 static uint64 conf_invals = 0;	/* announcements seen, to notice one during a load */
 
+/* the configuration tables, as resolved at the last load */
+#define CONF_TABLES 5
+static const char *const conf_table_names[CONF_TABLES] =
+{"policy", "segment_stats", "credit_policy", "payment_method", "channel"};
+static Oid	conf_oids[CONF_TABLES];
+static bool conf_callback_registered = false;
+
 /* a change was announced (or everything was reset): reload on next use */
-void
+static void
 ca_conf_invalidate(void)
 {
 	conf_valid = false;
 	conf_invals++;
+}
+
+/*
+ * Relcache invalidation of a configuration table (or of everything).  Every
+ * message of a batch reaches this callback, so one for another table (an
+ * ANALYZE of customer, say) cannot hide a configuration change.
+ */
+static void
+conf_relcache_callback(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid))
+	{
+		ca_conf_invalidate();
+		return;
+	}
+	for (int i = 0; i < CONF_TABLES; i++)
+		if (relid == conf_oids[i])
+			ca_conf_invalidate();
+}
+
+/* listen for changes of the configuration tables; a recreated extension has new ones */
+static void
+watch_conf_tables(void)
+{
+	Oid			nsp = get_namespace_oid("customer_account", false);
+	Oid			oids[CONF_TABLES];
+
+	if (!conf_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(conf_relcache_callback, (Datum) 0);
+		conf_callback_registered = true;
+	}
+	for (int i = 0; i < CONF_TABLES; i++)
+	{
+		oids[i] = get_relname_relid(conf_table_names[i], nsp);
+		if (!OidIsValid(oids[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation customer_account.%s does not exist", conf_table_names[i]),
+					 errhint("Is the extension installed? CREATE EXTENSION customer_account CASCADE.")));
+	}
+	if (memcmp(oids, conf_oids, sizeof(oids)) != 0)
+	{
+		memcpy(conf_oids, oids, sizeof(oids));
+		ca_conf_invalidate();
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -331,6 +384,8 @@ static const ConfCache *
 ensure_conf(void)
 {
 	ca_ensure_rels();
+	if (!conf_valid || conf == NULL || !conf_callback_registered)
+		watch_conf_tables();
 	/* process pending invalidations, so a committed UPDATE is seen now */
 	AcceptInvalidationMessages();
 	if (!conf_valid || conf == NULL)

@@ -12,8 +12,7 @@
 
 #include "postgres.h"
 
-#define CHANNEL_KINDS 5
-extern const char *const ca_channel_kind_names[CHANNEL_KINDS];
+#include "channel_kind.h"
 
 /*
  * configuration, cached per backend; amounts in 1/10000 of a major unit,
@@ -79,7 +78,5 @@ extern const ChannelConf *ca_channel(const char *code);
 /* 1/10000 major units -> minor units of a currency (0 to 4 digits) */
 extern int64 ca_conf_to_units(int64 conf_amount, int minor);
 
-/* forget the cached configuration: reload on next use (direct.c's invalidation callback) */
-extern void ca_conf_invalidate(void);
 
 #endif

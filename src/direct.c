@@ -53,7 +53,7 @@
 
 #include "currency.h"
 #include "direct.h"
-#include "input.h"
+#include "checked.h"
 #include "money.h"
 #include "spi_util.h"
 
@@ -121,8 +121,6 @@ typedef struct Rels
 				i_customer,
 				i_currency,
 				i_created;
-	/* configuration tables, for the invalidation callback */
-	Oid			conf[5];
 	Oid			owner;			/* owner of the extension's tables */
 } Rels;
 
@@ -156,10 +154,8 @@ att(Oid rel, const char *name)
 
 /*
  * Relcache invalidation: forget the resolved relations when one of them
- * changed, and the configuration when a configuration table changed (or
- * everything was reset).  The configuration tables are checked before
- * anything else: several messages arrive in one batch, and one for, say,
- * the customer table (an ANALYZE) must not hide the next one.
+ * changed (or everything was reset).  The configuration cache listens for
+ * its own tables (config.c).
  */
 static void
 relcache_callback(Datum arg, Oid relid)
@@ -167,14 +163,8 @@ relcache_callback(Datum arg, Oid relid)
 	if (!OidIsValid(relid))
 	{
 		rels.valid = false;
-		ca_conf_invalidate();
 		return;
 	}
-	for (int i = 0; i < (int) lengthof(rels.conf); i++)
-		if (relid == rels.conf[i])
-		{
-			ca_conf_invalidate();
-		}
 	if (!rels.valid)
 		return;
 	if (relid == rels.customer || relid == rels.state || relid == rels.period || relid == rels.item
@@ -214,22 +204,6 @@ ensure_rels(void)
 	rels.o_total = att(rels.orders, "total");
 	rels.l_price = att(rels.line, "unit_price");
 	rels.l_qty = att(rels.line, "qty");
-	{
-		Oid			conf_oids[lengthof(rels.conf)];
-
-		conf_oids[0] = rel_oid(nsp, "policy");
-		conf_oids[1] = rel_oid(nsp, "segment_stats");
-		conf_oids[2] = rel_oid(nsp, "credit_policy");
-		conf_oids[3] = rel_oid(nsp, "payment_method");
-		conf_oids[4] = rel_oid(nsp, "channel");
-		/* other tables than the cache was read from (extension recreated) */
-		if (memcmp(conf_oids, rels.conf, sizeof(conf_oids)) != 0)
-		{
-			memcpy(rels.conf, conf_oids, sizeof(conf_oids));
-			ca_conf_invalidate();
-		}
-	}
-
 	rels.c_merged_into = att(rels.customer, "merged_into");
 	rels.c_blocked = att(rels.customer, "blocked");
 	rels.c_since = att(rels.customer, "customer_since");

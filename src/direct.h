@@ -3,7 +3,7 @@
  * direct.h
  *	  The read path: index lookups straight into the account tables (no
  *	  SQL, no executor), the relation cache behind them and the switch to
- *	  the tables' owner.  The configuration cache is in config.h.
+ *	  the tables' owner.  The configuration cache is in config.h (it uses these reads).
  *
  *-------------------------------------------------------------------------
  */
@@ -15,7 +15,7 @@
 #include "utils/date.h"
 #include "utils/snapshot.h"
 
-#include "config.h"
+#include "channel_kind.h"
 #include "month_ring.h"
 
 typedef struct CustomerRow

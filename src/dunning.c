@@ -36,6 +36,7 @@
 #include "utils/timestamp.h"
 
 #include "currency.h"
+#include "config.h"
 #include "direct.h"
 #include "dunning_rules.h"
 #include "input.h"

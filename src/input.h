@@ -3,7 +3,7 @@
  * input.h
  *	  Input the account cannot hold is refused before it is booked: event
  *	  times outside the accepted range, payments a channel cannot take,
- *	  and 64-bit arithmetic that would wrap.
+ *	  and (checked.h) 64-bit arithmetic that would wrap.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,6 +12,8 @@
 
 #include "postgres.h"
 #include "datatype/timestamp.h"
+
+#include "checked.h"
 
 struct ChannelConf;
 
@@ -31,12 +33,5 @@ extern void ca_check_not_before_placed(TimestampTz at, TimestampTz placed_at, co
 /* 22023 / RA001 for a payment the channel cannot take */
 extern void ca_check_payment_method(const char *payment_ref, const struct ChannelConf *ch,
 									const char *channel, const char *method, const char *currency);
-
-/* ts + days, or 22008 naming what ("due date of order", key) when out of range */
-extern TimestampTz ca_add_days(TimestampTz ts, int64 days, const char *what, const char *key);
-/* whole days from earlier to later (truncated), or 22008 when out of range */
-extern int32 ca_days_between(TimestampTz later, TimestampTz earlier, const char *what);
-/* *sum += v, or 22003 naming what was summed */
-extern void ca_add_units(int64 *sum, int64 v, const char *what);
 
 #endif

@@ -38,6 +38,7 @@
 #include "utils/tuplestore.h"
 
 #include "currency.h"
+#include "config.h"
 #include "direct.h"
 #include "loyalty.h"
 #include "loyalty_cache.h"

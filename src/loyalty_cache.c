@@ -25,6 +25,7 @@
 #include "utils/snapmgr.h"
 
 #include "currency.h"
+#include "config.h"
 #include "direct.h"
 #include "loyalty_cache.h"
 #include "spi_util.h"

@@ -18,6 +18,7 @@
 #include "utils/snapmgr.h"
 
 #include "currency.h"
+#include "config.h"
 #include "direct.h"
 #include "loyalty.h"
 #include "loyalty_cache.h"

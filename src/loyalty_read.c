@@ -23,6 +23,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "config.h"
 #include "direct.h"
 #include "loyalty_int.h"
 #include "spi_util.h"

@@ -24,6 +24,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "config.h"
 #include "direct.h"
 #include "loyalty.h"
 #include "posting_int.h"

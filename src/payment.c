@@ -21,6 +21,7 @@
 #include "utils/timestamp.h"
 
 #include "currency.h"
+#include "config.h"
 #include "direct.h"
 #include "input.h"
 #include "money.h"

@@ -14,6 +14,7 @@
 #include "utils/snapshot.h"
 
 #include "payment_rules.h"
+#include "config.h"
 #include "direct.h"
 
 extern void payment_enforce(int64 customer_id, const char *channel, const char *channel_kind,

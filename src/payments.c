@@ -26,6 +26,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "config.h"
 #include "direct.h"
 #include "input.h"
 #include "posting_int.h"

@@ -12,6 +12,7 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 
+#include "config.h"
 #include "direct.h"
 
 /*

@@ -45,6 +45,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "config.h"
 #include "direct.h"
 #include "money.h"
 #include "restore.h"

@@ -18,6 +18,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "config.h"
 #include "direct.h"
 #include "returns.h"
 #include "spi_util.h"
