@@ -29,6 +29,7 @@ SELECT add_channel('web-ch', 'webshop', 'CHF');
 SELECT add_channel('store-berlin', 'store', 'EUR', 30, '200.00 EUR');
 SELECT add_channel('ebay', 'marketplace', 'EUR');
 SELECT add_channel('hotline', 'callcenter', 'EUR');
+SELECT add_channel('app-de', 'app', 'EUR');
 SELECT code, kind, currency, payment_term_days FROM channel ORDER BY code;
 
 \echo
@@ -222,6 +223,44 @@ SELECT currency, store_credit FROM balance(:tom);
 SELECT * FROM loyalty_points(:tom);
 \echo 'Finance: the points outstanding, and what they are worth:'
 SELECT * FROM loyalty_liability();
+
+\echo
+\echo '=== Scene 11: Anna calls the hotline; the basket she saved in the app is paid at the Berlin till ==='
+\echo 'Anna fills a basket in the shop''s app and saves it; the app shows its token as a QR code.'
+\echo '(Tokens are random: the demo keeps this one in the session setting demo.basket and does not print it.)'
+SELECT length(set_config('demo.basket', save_basket(:anna, 'app-de',
+    '[{"sku":"HAT-L","qty":1,"unit_price":"39.00 EUR"},{"sku":"SCARF","qty":1,"unit_price":"29.90 EUR"}]'), false)) AS token_length,
+       current_setting('demo.basket') ~ '^[0-9A-HJKMNP-TV-Z]{12}$' AS crockford_base32;
+\echo 'Then she phones the hotline. The agent types the name as heard, misspelt and in any order:'
+SELECT * FROM search('schmitt ana');
+\echo '... and checks the number on the caller display, written otherwise than it was stored (+49 30 1234567):'
+SELECT * FROM search('030/1234567');
+\echo 'The agent''s screen: the account, the advice, and the history (the ledger, newest first):'
+\x on
+SELECT currency, balance, open_amount, overdue_amount, store_credit, lifetime_revenue, orders_12m,
+       returned_value_12m, last_purchase_by_kind, dunning_level, loyalty_tier FROM balance(:anna);
+\x off
+SELECT * FROM account_advice(:anna);
+SELECT current_date - event_at::date AS days_ago, entry_type, amount, channel, order_no, coalesce(payment_ref, method) AS ref
+FROM ledger WHERE customer_id = :anna ORDER BY event_at DESC, entry_id DESC;
+\echo 'She would like to try the hat on. At the Berlin till the clerk scans the code from her app:'
+SELECT customer_id = :anna AS is_anna, saved_on, expires_at::date - current_date AS valid_days,
+       jsonb_array_length(lines) AS lines
+FROM resume_basket(current_setting('demo.basket'), 'store-berlin');
+SELECT checkout_basket(current_setting('demo.basket'), 'POS-77-0003', 'store-berlin', 'cash') AS paid_at_till;
+\echo 'The till retries after a network hiccup: same answer, nothing booked twice:'
+SELECT checkout_basket(current_setting('demo.basket'), 'POS-77-0003', 'store-berlin', 'cash') AS paid_again;
+\echo 'A second till scans the same code: the basket is already paid (expected error):'
+\set ON_ERROR_STOP off
+SELECT checkout_basket(current_setting('demo.basket'), 'POS-77-0004', 'store-berlin', 'cash');
+\set ON_ERROR_STOP on
+\echo 'The agent, still on the phone, sees the order in Anna''s account, with the points it earned at the till:'
+SELECT order_no, channel, payment_method, total,
+       (SELECT string_agg(l.qty || ' x ' || l.sku, ', ' ORDER BY l.line_no) FROM order_line l WHERE l.order_no = o.order_no) AS lines
+FROM orders o WHERE customer_id = :anna AND order_no = 'POS-77-0003';
+SELECT entry_type, amount, channel, order_no FROM ledger WHERE order_no = 'POS-77-0003' ORDER BY entry_id;
+SELECT currency, balance, lifetime_revenue, orders_12m, loyalty_tier FROM balance(:anna);
+SELECT kind, points, order_no, reason FROM loyalty_history(:anna);
 
 \echo
 \echo '=== The books always agree with the ledger (no rows = no difference) ==='
