@@ -51,6 +51,7 @@
 #include "capture.h"
 #include "currency.h"
 #include "money.h"
+#include "relcache_watch.h"
 
 /* the money type's constructors (money.c) */
 extern PGDLLEXPORT Datum currency_amount_in(PG_FUNCTION_ARGS);
@@ -874,7 +875,7 @@ ca_capture_map_get(Relation rel, const Trigger *trigger, CaptureKind kind)
 		ctl.entrysize = sizeof(MapEntry);
 		ctl.hcxt = CacheMemoryContext;
 		map_cache = hash_create("customer_account capture maps", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		CacheRegisterRelcacheCallback(map_cache_invalidate, (Datum) 0);
+		ca_watch_relcache(map_cache_invalidate);
 		RegisterXactCallback(map_cache_xact, NULL);
 	}
 	e = hash_search(map_cache, &trigger->tgoid, HASH_ENTER, &found);

@@ -50,6 +50,7 @@
 #include "direct.h"
 #include "money.h"
 #include "spi_util.h"
+#include "relcache_watch.h"
 
 const char *const ca_channel_kind_names[CHANNEL_KINDS] = {"webshop", "store", "marketplace", "callcenter", "app"};
 
@@ -99,7 +100,7 @@ watch_conf_tables(void)
 
 	if (!conf_callback_registered)
 	{
-		CacheRegisterRelcacheCallback(conf_relcache_callback, (Datum) 0);
+		ca_watch_relcache(conf_relcache_callback);
 		conf_callback_registered = true;
 	}
 	for (int i = 0; i < CONF_TABLES; i++)

@@ -56,6 +56,7 @@
 #include "checked.h"
 #include "money.h"
 #include "spi_util.h"
+#include "relcache_watch.h"
 
 /* ------------------------------------------------------------------------
  * relation and attribute numbers, resolved once per backend
@@ -182,7 +183,7 @@ ensure_rels(void)
 
 	if (!callback_registered)
 	{
-		CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+		ca_watch_relcache(relcache_callback);
 		callback_registered = true;
 	}
 	if (rels.valid)

@@ -29,6 +29,7 @@
 #include "direct.h"
 #include "loyalty_cache.h"
 #include "spi_util.h"
+#include "relcache_watch.h"
 
 /* the tables whose changes invalidate the cache */
 static const char *const watched_names[] = {
@@ -337,7 +338,7 @@ ensure_cache(void)
 {
 	if (!callback_registered)
 	{
-		CacheRegisterRelcacheCallback(loyalty_relcache_callback, (Datum) 0);
+		ca_watch_relcache(loyalty_relcache_callback);
 		callback_registered = true;
 	}
 	AcceptInvalidationMessages();

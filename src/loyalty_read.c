@@ -27,6 +27,7 @@
 #include "direct.h"
 #include "loyalty_int.h"
 #include "spi_util.h"
+#include "relcache_watch.h"
 
 static SPIPlanPtr plan_past_lots;
 
@@ -112,7 +113,7 @@ ensure_lrels(void)
 
 	if (!lrels_callback)
 	{
-		CacheRegisterRelcacheCallback(lrels_invalidate, (Datum) 0);
+		ca_watch_relcache(lrels_invalidate);
 		lrels_callback = true;
 	}
 	if (lrels.valid)

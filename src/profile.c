@@ -44,6 +44,7 @@
 #include "utils/snapmgr.h"
 
 #include "profile.h"
+#include "relcache_watch.h"
 
 typedef struct ChannelGrant
 {
@@ -84,7 +85,7 @@ load_grants(void)
 	grant_relid = get_relname_relid("profile_grant", nsp);
 	if (!callback_registered)
 	{
-		CacheRegisterRelcacheCallback(grants_invalidate, (Datum) 0);
+		ca_watch_relcache(grants_invalidate);
 		callback_registered = true;
 	}
 	if (grant_cxt == NULL)

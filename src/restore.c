@@ -49,6 +49,7 @@
 #include "direct.h"
 #include "money.h"
 #include "restore.h"
+#include "relcache_watch.h"
 
 /* relations and columns, resolved once per backend until they change */
 typedef struct RestoreRels
@@ -111,7 +112,7 @@ rr_ensure(void)
 
 	if (!rr_callback)
 	{
-		CacheRegisterRelcacheCallback(rr_invalidate, (Datum) 0);
+		ca_watch_relcache(rr_invalidate);
 		rr_callback = true;
 	}
 	if (rr.valid)

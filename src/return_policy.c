@@ -22,6 +22,7 @@
 #include "direct.h"
 #include "returns.h"
 #include "spi_util.h"
+#include "relcache_watch.h"
 
 typedef struct ReturnRuleConf
 {
@@ -131,7 +132,7 @@ load_policy(void)
 
 	if (!callback_registered)
 	{
-		CacheRegisterRelcacheCallback(policy_callback, (Datum) 0);
+		ca_watch_relcache(policy_callback);
 		callback_registered = true;
 	}
 	cxt = AllocSetContextCreate(CacheMemoryContext, "customer_account return policy", ALLOCSET_SMALL_SIZES);

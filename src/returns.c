@@ -49,6 +49,7 @@
 #include "return_rules.h"
 #include "returns.h"
 #include "spi_util.h"
+#include "relcache_watch.h"
 
 #define KIND_WEBSHOP	0
 #define KIND_STORE		1
@@ -167,7 +168,7 @@ ensure_rels(void)
 
 	if (!rels_callback_registered)
 	{
-		CacheRegisterRelcacheCallback(rels_callback, (Datum) 0);
+		ca_watch_relcache(rels_callback);
 		rels_callback_registered = true;
 	}
 	AcceptInvalidationMessages();
