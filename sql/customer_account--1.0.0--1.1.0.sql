@@ -1924,12 +1924,47 @@ REVOKE ALL ON FUNCTION @extschema@.inactive_customers(integer) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.inactive_customers(integer) IS
     'customers with no purchase in the last days (one row per customer and currency), highest lifetime revenue first within each currency';
 
+-- channel_day: the DBA's figures per UTC day, channel and currency, kept
+-- by the posting core from the entries it books (ledger.c): an 'order' adds
+-- one order and its value on the day it was placed, its 'cancel' takes both
+-- off that day again, a 'return' adds its value on the day of the return
+-- under the channel that sold the goods.  One row per backend slot as well
+-- (the booking session's backend id): two sessions never update one row,
+-- so the summary makes no till wait and no bookings deadlock; readers add
+-- the slots up.  verify_balances() rebuilds every figure from the ledger.
+CREATE TABLE @extschema@.channel_day (
+    day       date NOT NULL,
+    channel   text COLLATE "C" NOT NULL,
+    currency  text COLLATE "C" NOT NULL,
+    slot      smallint NOT NULL,
+    orders    bigint NOT NULL DEFAULT 0,
+    purchased bigint NOT NULL DEFAULT 0,     -- minor units: orders placed that day, less their cancellations
+    returned  bigint NOT NULL DEFAULT 0,     -- minor units: returns booked that day
+    PRIMARY KEY (day, channel, currency, slot)
+) WITH (fillfactor = 70);                    -- room for HOT updates of the counters
+COMMENT ON TABLE @extschema@.channel_day IS
+    'per UTC day, channel, currency and booking slot: orders placed (less cancellations), their value, returns; kept by the posting core';
+REVOKE ALL ON @extschema@.channel_day FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.channel_day', '');
+-- an existing database: the figures of its books so far, in slot 0
+INSERT INTO @extschema@.channel_day (day, channel, currency, slot, orders, purchased, returned)
+SELECT (l.event_at AT TIME ZONE 'UTC')::date, l.channel, l.currency, 0,
+       count(*) FILTER (WHERE l.entry_type = 'order' AND c.order_no IS NULL),
+       coalesce(sum(l.revenue_delta) FILTER (WHERE l.entry_type = 'order' AND c.order_no IS NULL), 0),
+       coalesce(sum(l.returned_delta) FILTER (WHERE l.entry_type = 'return'), 0)
+FROM @extschema@.ledger l
+LEFT JOIN (SELECT DISTINCT x.order_no FROM @extschema@.ledger x WHERE x.entry_type = 'cancel') c
+       ON l.entry_type = 'order' AND c.order_no OPERATOR(pg_catalog.=) l.order_no
+WHERE l.entry_type IN ('order', 'return')
+GROUP BY 1, 2, 3;
+
 -- channel_report(from, to): per channel, the orders placed in [from, to)
 -- and not cancelled, their value net of the returns booked in the period,
 -- the returned value (a return counts under the channel that sold the
--- order, at the time of the return) and returned / purchased value.  Read
--- from the ledger's 'order' and 'return' entries through a partial index
--- that covers every column the report needs.
+-- order, at the time of the return) and returned / purchased value.  The
+-- whole UTC days of the period come from channel_day; the part of a day at
+-- either end from the ledger's 'order' and 'return' entries, through a
+-- partial index that covers every column the report needs.
 CREATE INDEX ledger_channel_report ON @extschema@.ledger (event_at)
     INCLUDE (entry_type, channel, currency, revenue_delta, returned_delta, order_no)
     WHERE entry_type IN ('order', 'return');
@@ -1937,33 +1972,60 @@ CREATE FUNCTION @extschema@.channel_report(from_ts timestamptz, to_ts timestampt
 RETURNS TABLE (channel text, orders bigint, revenue @extschema@.currency_amount,
                returned @extschema@.currency_amount, return_rate numeric)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    first_day date;      -- the first whole UTC day of the period
+    end_day   date;      -- the day after the last whole one
+    first_at  timestamptz;
+    end_at    timestamptz;
 BEGIN
     IF from_ts IS NULL OR to_ts IS NULL OR from_ts > to_ts
        OR from_ts IN ('infinity', '-infinity') OR to_ts IN ('infinity', '-infinity') THEN
         RAISE EXCEPTION 'a report period runs from a time to a later time, not from % to %',
             coalesce(from_ts::text, 'NULL'), coalesce(to_ts::text, 'NULL') USING ERRCODE = '22023';
     END IF;
+    first_day := (from_ts AT TIME ZONE 'UTC')::date;
+    IF (first_day::timestamp AT TIME ZONE 'UTC') < from_ts THEN
+        first_day := first_day + 1;
+    END IF;
+    end_day := (to_ts AT TIME ZONE 'UTC')::date;
+    IF end_day <= first_day THEN         -- no whole day: all from the ledger
+        first_day := NULL;
+        first_at := to_ts;
+        end_at := to_ts;
+    ELSE
+        first_at := first_day::timestamp AT TIME ZONE 'UTC';
+        end_at := end_day::timestamp AT TIME ZONE 'UTC';
+    END IF;
     RETURN QUERY
-    WITH placed AS (
-        SELECT l.channel AS ch, l.currency AS cur, count(*) AS n, sum(l.revenue_delta)::bigint AS purchased
+    WITH parts AS (
+        SELECT d.channel AS ch, d.currency AS cur, sum(d.orders)::bigint AS n,
+               sum(d.purchased)::bigint AS purchased, sum(d.returned)::bigint AS back
+        FROM channel_day d
+        WHERE d.day >= first_day AND d.day < end_day
+        GROUP BY d.channel, d.currency
+        UNION ALL
+        SELECT l.channel, l.currency,
+               count(*) FILTER (WHERE l.entry_type = 'order' AND NOT EXISTS (
+                   SELECT 1 FROM orders o WHERE o.order_no OPERATOR(pg_catalog.=) l.order_no
+                                            AND o.cancelled_at IS NOT NULL)),
+               coalesce(sum(l.revenue_delta) FILTER (WHERE l.entry_type = 'order' AND NOT EXISTS (
+                   SELECT 1 FROM orders o WHERE o.order_no OPERATOR(pg_catalog.=) l.order_no
+                                            AND o.cancelled_at IS NOT NULL)), 0)::bigint,
+               coalesce(sum(l.returned_delta) FILTER (WHERE l.entry_type = 'return'), 0)::bigint
         FROM ledger l
-        WHERE l.entry_type = 'order' AND l.event_at >= from_ts AND l.event_at < to_ts
-          AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_no OPERATOR(pg_catalog.=) l.order_no
-                                                   AND o.cancelled_at IS NOT NULL)
+        WHERE l.entry_type IN ('order', 'return')
+          AND ((l.event_at >= from_ts AND l.event_at < first_at) OR (l.event_at >= end_at AND l.event_at < to_ts))
         GROUP BY l.channel, l.currency
-    ), back AS (
-        SELECT l.channel AS ch, l.currency AS cur, sum(l.returned_delta)::bigint AS value
-        FROM ledger l
-        WHERE l.entry_type = 'return' AND l.event_at >= from_ts AND l.event_at < to_ts
-        GROUP BY l.channel, l.currency
+    ), total AS (
+        SELECT p.ch, p.cur, sum(p.n)::bigint AS n, sum(p.purchased)::bigint AS purchased, sum(p.back)::bigint AS back
+        FROM parts p GROUP BY p.ch, p.cur
     )
-    SELECT ch, coalesce(p.n, 0),
-           currency_amount_from_minor_units(coalesce(p.purchased, 0) - coalesce(b.value, 0), cur),
-           currency_amount_from_minor_units(coalesce(b.value, 0), cur),
-           CASE WHEN coalesce(p.purchased, 0) > 0
-                THEN pg_catalog.round(coalesce(b.value, 0)::numeric / p.purchased, 4) END
-    FROM placed p FULL JOIN back b USING (ch, cur)
-    ORDER BY ch, cur;
+    SELECT t.ch, t.n, currency_amount_from_minor_units(t.purchased - t.back, t.cur),
+           currency_amount_from_minor_units(t.back, t.cur),
+           CASE WHEN t.purchased > 0 THEN pg_catalog.round(t.back::numeric / t.purchased, 4) END
+    FROM total t
+    WHERE t.n <> 0 OR t.back <> 0
+    ORDER BY t.ch, t.cur;
 END $$;
 REVOKE ALL ON FUNCTION @extschema@.channel_report(timestamptz, timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.channel_report(timestamptz, timestamptz) IS
@@ -2152,6 +2214,49 @@ COMMENT ON FUNCTION @extschema@.search(text, integer) IS
 ------------------------------------------------------------------------------
 -- section: verify_balances (after every section that adds a cached figure)
 ------------------------------------------------------------------------------
+-- channel_day rebuilt from the ledger: per UTC day, channel and currency
+-- the orders placed that day and not cancelled and their value, and the
+-- returns booked that day (under the channel that sold the goods); every
+-- difference as a row for verify_balances() (customer_id NULL, the day and
+-- channel in the values).  One pass over the ledger's order, cancel and
+-- return entries.
+CREATE FUNCTION @extschema@.channel_day_differences(OUT customer_id bigint, OUT currency text, OUT figure text,
+        OUT is_money boolean, OUT stored text, OUT recomputed text)
+RETURNS SETOF record LANGUAGE sql STABLE SET search_path = @extschema@, pg_temp AS $$
+    WITH led AS (
+        SELECT (l.event_at AT TIME ZONE 'UTC')::date AS day, l.channel, l.currency,
+               count(*) FILTER (WHERE l.entry_type = 'order' AND c.order_no IS NULL) AS orders,
+               coalesce(sum(l.revenue_delta) FILTER (WHERE l.entry_type = 'order' AND c.order_no IS NULL), 0)::bigint AS purchased,
+               coalesce(sum(l.returned_delta) FILTER (WHERE l.entry_type = 'return'), 0)::bigint AS returned
+        FROM @extschema@.ledger l
+        LEFT JOIN (SELECT DISTINCT x.order_no FROM @extschema@.ledger x WHERE x.entry_type = 'cancel') c
+               ON l.entry_type = 'order' AND c.order_no OPERATOR(pg_catalog.=) l.order_no
+        WHERE l.entry_type IN ('order', 'return')
+        GROUP BY 1, 2, 3
+    ), kept AS (
+        SELECT d.day, d.channel, d.currency, sum(d.orders)::bigint AS orders,
+               sum(d.purchased)::bigint AS purchased, sum(d.returned)::bigint AS returned
+        FROM @extschema@.channel_day d GROUP BY 1, 2, 3
+    )
+    SELECT NULL::bigint, coalesce(k.currency, led.currency), 'channel_day ' || f.figure, false,
+           pg_catalog.to_char(coalesce(k.day, led.day), 'YYYY-MM-DD') || ' ' || coalesce(k.channel, led.channel) || ': ' || f.stored,
+           pg_catalog.to_char(coalesce(k.day, led.day), 'YYYY-MM-DD') || ' ' || coalesce(k.channel, led.channel) || ': ' || f.recomputed
+    FROM kept k
+    FULL JOIN led ON led.day OPERATOR(pg_catalog.=) k.day AND led.channel OPERATOR(pg_catalog.=) k.channel
+                 AND led.currency OPERATOR(pg_catalog.=) k.currency
+    CROSS JOIN LATERAL (VALUES
+        ('orders', coalesce(k.orders, 0)::text, coalesce(led.orders, 0)::text),
+        ('purchased', @extschema@.currency_amount_from_minor_units(coalesce(k.purchased, 0), coalesce(k.currency, led.currency))::text,
+                      @extschema@.currency_amount_from_minor_units(coalesce(led.purchased, 0), coalesce(k.currency, led.currency))::text),
+        ('returned', @extschema@.currency_amount_from_minor_units(coalesce(k.returned, 0), coalesce(k.currency, led.currency))::text,
+                     @extschema@.currency_amount_from_minor_units(coalesce(led.returned, 0), coalesce(k.currency, led.currency))::text)
+    ) AS f(figure, stored, recomputed)
+    WHERE f.stored IS DISTINCT FROM f.recomputed
+$$;
+REVOKE ALL ON FUNCTION @extschema@.channel_day_differences() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.channel_day_differences() IS
+    'channel_day rebuilt from the ledger: every difference (used by verify_balances())';
+
 -- verify_balances(): every figure the account state caches, rebuilt from the
 -- books in one pass over the ledger (plus the open items, the orders and the
 -- dunning notices for the figures that live there).  Money differences come
@@ -2382,7 +2487,7 @@ AS $$
                 ELSE d.stored END,
            CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.recomputed::bigint, d.currency)::text
                 ELSE d.recomputed END
-    FROM diffs d
+    FROM (SELECT * FROM diffs UNION ALL SELECT * FROM @extschema@.channel_day_differences()) d
     ORDER BY 1, 2, 5
 $$;
 REVOKE ALL ON FUNCTION @extschema@.verify_balances() FROM PUBLIC;

@@ -4,7 +4,14 @@
  *	  The ledger writer: every business event appends its ledger rows here
  *	  (book_entry, book_entries), and ledger_guard keeps the books
  *	  append-only.  The ledger is the truth; account_state is its running
- *	  sum (account_state.c).
+ *	  sum (account_state.c), and channel_day, the DBA's per-channel and
+ *	  day figures, follows from the 'order', 'cancel' and 'return' entries
+ *	  booked here (channel_day_book).
+ *
+ *	  channel_day has one row per UTC day, channel, currency and backend
+ *	  slot (MyBackendId): two sessions never update the same row, so the
+ *	  summary makes no till wait for another and no two bookings deadlock
+ *	  on it; channel_report() adds the slots up.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,23 +19,104 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/backendid.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/datum.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "posting_int.h"
+#include "relcache_watch.h"
 #include "spi_util.h"
 
 static SPIPlanPtr plan_ledger;
+static SPIPlanPtr plan_channel_day;
+
+/* does channel_day exist?  -1 not known yet (again after any relcache change) */
+static int	has_channel_day = -1;
+
+/* a relation changed: look for channel_day again (ALTER EXTENSION UPDATE creates it) */
+static void
+channel_day_invalidate(Datum arg, Oid relid)
+{
+	has_channel_day = -1;
+}
+
+/* false in a database still at 1.0.0: the library serves every version */
+static bool
+channel_day_exists(void)
+{
+	if (has_channel_day < 0)
+	{
+		ca_watch_relcache(channel_day_invalidate);
+		has_channel_day = OidIsValid(get_relname_relid("channel_day",
+													   get_namespace_oid("customer_account", false)));
+	}
+	return has_channel_day == 1;
+}
+
+/* the UTC day of ts */
+static DateADT
+utc_day(TimestampTz ts)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	utc_fields(ts, &tm, &fsec);
+	return date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - POSTGRES_EPOCH_JDATE;
+}
+
+/*
+ * what an entry adds to channel_day: an order counts on the day it was
+ * placed, its cancellation takes it off that day again (sold_at), a return
+ * counts on its own day under the channel that sold the goods
+ */
+static void
+channel_day_book(const LedgerEntry *e)
+{
+	Oid			types[7] = {DATEOID, TEXTOID, TEXTOID, INT2OID, INT4OID, INT8OID, INT8OID};
+	Datum		values[7];
+	TimestampTz day_of;
+
+	if (strcmp(e->entry_type, "order") == 0)
+		day_of = e->event_at;
+	else if (strcmp(e->entry_type, "cancel") == 0)
+		day_of = e->sold_at;
+	else if (strcmp(e->entry_type, "return") == 0)
+		day_of = e->event_at;
+	else
+		return;
+	if (!channel_day_exists())
+		return;
+	Assert(e->channel != NULL);
+	ca_prepare(&plan_channel_day,
+			   "INSERT INTO customer_account.channel_day AS d"
+			   " (day, channel, currency, slot, orders, purchased, returned)"
+			   " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+			   " ON CONFLICT (day, channel, currency, slot) DO UPDATE"
+			   " SET orders = d.orders + excluded.orders, purchased = d.purchased + excluded.purchased,"
+			   " returned = d.returned + excluded.returned",
+			   7, types);
+	values[0] = DateADTGetDatum(utc_day(day_of));
+	values[1] = CStringGetTextDatum(e->channel);
+	values[2] = CStringGetTextDatum(e->currency);
+	values[3] = Int16GetDatum((int16) MyBackendId);
+	values[4] = Int32GetDatum(e->order_delta);
+	/* purchased: an order's value, less a cancellation's; a return's revenue_delta is not purchase */
+	values[5] = Int64GetDatum(strcmp(e->entry_type, "return") == 0 ? 0 : e->revenue_delta);
+	values[6] = Int64GetDatum(e->returned_delta);
+	ca_execute(plan_channel_day, values, NULL, false, 0);
+}
 
 /* append one ledger row (plan prepared once per backend) */
 void
@@ -67,6 +155,7 @@ book_entry(const LedgerEntry *e)
 	values[15] = text_or_null(e->method, &nulls[15]);
 	values[16] = text_or_null(e->note, &nulls[16]);
 	ca_execute(plan_ledger, values, nulls, false, 0);
+	channel_day_book(e);
 }
 
 static SPIPlanPtr plan_ledger2;
@@ -120,6 +209,8 @@ book_entries(const LedgerEntry *a, const LedgerEntry *b)
 	entry_params(a, values, nulls);
 	entry_params(b, values + 17, nulls + 17);
 	ca_execute(plan_ledger2, values, nulls, false, 0);
+	channel_day_book(a);
+	channel_day_book(b);
 }
 
 /*

@@ -317,6 +317,7 @@ post_cancel(HeapTuple tup, TupleDesc td, TimestampTz cancelled_at)
 	e.order_no = order_no;
 	e.method = method;
 	e.entry_type = "cancel";
+	e.sold_at = placed_at;
 	e.amount = -total->units;
 	e.open_delta = -open;
 	e.revenue_delta = -total->units;

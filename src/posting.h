@@ -58,6 +58,7 @@ typedef struct LedgerEntry
 	bool		has_period;
 	DateADT		revenue_period;
 	TimestampTz event_at;
+	TimestampTz sold_at;		/* 'cancel': when the order was placed */
 	const char *channel;
 	const char *channel_kind;
 	const char *order_no;
