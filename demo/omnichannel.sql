@@ -263,6 +263,19 @@ SELECT currency, balance, lifetime_revenue, orders_12m, loyalty_tier FROM balanc
 SELECT kind, points, order_no, reason FROM loyalty_history(:anna);
 
 \echo
+\echo '=== Scene 12: the DBA''s reports: revenue and returns per channel, and the lapsed customers worth an incentive ==='
+\echo 'The last 30 days per channel (a return counts for the channel that sold the goods, whichever till took them back):'
+SELECT * FROM channel_report(now() - interval '30 days', now() + interval '1 minute');
+\echo 'Greta and Paul bought in the spring and have not been back since:'
+SELECT register_customer('Greta Gruen', 'greta@example.de') AS greta \gset
+SELECT register_customer('Paul Peters', 'paul@example.de') AS paul \gset
+SELECT place_order('W-2041', :greta, 'web-de', '[{"sku":"COAT","qty":1,"unit_price":"189.00 EUR"}]', 'credit_card', now() - interval '200 days');
+SELECT place_order('W-2042', :paul, 'web-de', '[{"sku":"SOCKS","qty":3,"unit_price":"4.99 EUR"}]', 'paypal', now() - interval '150 days');
+\echo 'Customers without a purchase in the last 90 days, best first (for a win-back campaign):'
+SELECT i.customer_id, c.full_name, i.last_purchase_at::date AS last_purchase, i.lifetime_revenue
+FROM inactive_customers(90) i JOIN customer c USING (customer_id);
+
+\echo
 \echo '=== The books always agree with the ledger (no rows = no difference) ==='
 SELECT * FROM verify_balances();
 SELECT * FROM verify_loyalty();
