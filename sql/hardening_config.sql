@@ -63,6 +63,26 @@ FROM (VALUES ('web', '60.00 EUR'), ('web-jpy', '60 JPY'), ('web-kwd', '60.000 KW
 SELECT place_order('BIG-1', 1, 'web-clf', pg_temp.line('900000.0000 CLF'), 'invoice') AS largest_limits_work;
 UPDATE credit_policy SET credit_limit = 1000, first_order_limit = 250, overdue_tolerance = 5;
 UPDATE payment_method SET max_amount = 5000 WHERE code = 'invoice';
+-- a configuration amount finer than the currency's minor unit rounds half
+-- to even, like the money type: 50.005 EUR is 50.00 (50.01 over the range),
+-- 50.015 EUR is 50.02; 60.5 JPY is 60 (61 over), 61.5 JPY is 62; and a
+-- value past the tie is not rounded twice to it (50.00500001 EUR is 50.01)
+UPDATE payment_method SET max_amount = 50.005 WHERE code = 'invoice';
+SELECT t, pg_temp.why(1, t, c, 'invoice') AS max_50_005
+FROM (VALUES ('50.00 EUR', 'web'), ('50.01 EUR', 'web')) v(t, c);
+UPDATE payment_method SET max_amount = 50.015 WHERE code = 'invoice';
+SELECT t, pg_temp.why(1, t, c, 'invoice') AS max_50_015
+FROM (VALUES ('50.02 EUR', 'web'), ('50.03 EUR', 'web')) v(t, c);
+UPDATE payment_method SET max_amount = 50.00500001 WHERE code = 'invoice';
+SELECT t, pg_temp.why(1, t, c, 'invoice') AS max_50_00500001
+FROM (VALUES ('50.01 EUR', 'web'), ('50.02 EUR', 'web')) v(t, c);
+UPDATE payment_method SET max_amount = 60.5 WHERE code = 'invoice';
+SELECT t, pg_temp.why(1, t, c, 'invoice') AS max_60_5
+FROM (VALUES ('60 JPY', 'web-jpy'), ('61 JPY', 'web-jpy')) v(t, c);
+UPDATE payment_method SET max_amount = 61.5 WHERE code = 'invoice';
+SELECT t, pg_temp.why(1, t, c, 'invoice') AS max_61_5
+FROM (VALUES ('62 JPY', 'web-jpy'), ('63 JPY', 'web-jpy')) v(t, c);
+UPDATE payment_method SET max_amount = 5000 WHERE code = 'invoice';
 
 --
 -- 2. a reload that fails is never trusted: with the bound dropped (as a

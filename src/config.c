@@ -184,11 +184,17 @@ conf_text(MemoryContext cxt, int row, int col)
 }
 
 /*
- * An amount column (numeric, major units) as int64 in 1/10000 of a major
+ * An amount column (numeric, major units) as int64 in millionths of a major
  * unit.  The tables bound every amount to [0, CA_CONF_AMOUNT_MAX] (CHECK
  * constraints); a value outside (NaN, infinity, a row written while a bound
  * was dropped) is refused with 22003 naming the row, before any arithmetic
  * that could overflow.
+ *
+ * The value is truncated to millionths, and when digits were cut off, a
+ * last digit 0 becomes 1: the cached value then lies on the same side of
+ * every multiple of 1/100000 as the exact one, and is never one itself, so
+ * rounding it to the minor unit (at most 4 digits, ca_conf_to_units) gives
+ * what rounding the exact value would (a sticky digit: no double rounding).
  */
 static int64
 conf_amount(int row, int col, const char *table, const char *key, bool *isnull)
@@ -198,6 +204,8 @@ conf_amount(int row, int col, const char *table, const char *key, bool *isnull)
 	Datum		lo = NumericGetDatum(int64_to_numeric(0));
 	Datum		hi = NumericGetDatum(int64_to_numeric(CA_CONF_AMOUNT_MAX));
 	Datum		scaled;
+	Datum		cut;
+	int64		v;
 
 	if (isnull)
 		*isnull = n;
@@ -214,11 +222,13 @@ conf_amount(int row, int col, const char *table, const char *key, bool *isnull)
 				 errdetail("Row %s.", key),
 				 errhint("Amounts in the configuration tables must lie between 0 and " INT64_FORMAT " major units.",
 						 CA_CONF_AMOUNT_MAX)));
-	/* at most 1e12 * 1e4 = 1e16: the cast cannot overflow */
-	scaled = DirectFunctionCall2(numeric_round,
-								 DirectFunctionCall2(numeric_mul, d, NumericGetDatum(int64_to_numeric(10000))),
-								 Int32GetDatum(0));
-	return DatumGetInt64(DirectFunctionCall1(numeric_int8, scaled));
+	/* at most 1e12 * 1e6 = 1e18: the cast cannot overflow */
+	scaled = DirectFunctionCall2(numeric_mul, d, NumericGetDatum(int64_to_numeric(pow10_int64(CA_CONF_SCALE_DIGITS))));
+	cut = DirectFunctionCall2(numeric_trunc, scaled, Int32GetDatum(0));
+	v = DatumGetInt64(DirectFunctionCall1(numeric_int8, cut));
+	if (v % 10 == 0 && !DatumGetBool(DirectFunctionCall2(numeric_eq, scaled, cut)))
+		v += 1;					/* amounts are not negative */
+	return v;
 }
 
 /* run one read-only query of the configuration under snap */
@@ -477,7 +487,7 @@ ca_channel(const char *code)
 	return NULL;
 }
 
-/* a configuration amount (1/10000 major units) in minor units, half away from zero */
+/* a cached configuration amount in minor units, half to even (as the money type rounds) */
 int64
 ca_conf_to_units(int64 conf_amount, int minor)
 {
@@ -486,14 +496,15 @@ ca_conf_to_units(int64 conf_amount, int minor)
 	int64		r;
 
 	/* ISO 4217 knows 0 to 4 minor digits; amounts are bounded at load */
-	if (minor < 0 || minor > 4 || conf_amount < -CA_CONF_AMOUNT_MAX * 10000
-		|| conf_amount > CA_CONF_AMOUNT_MAX * 10000)
+	if (minor < 0 || minor > 4 || conf_amount < -CA_CONF_AMOUNT_MAX * pow10_int64(CA_CONF_SCALE_DIGITS)
+		|| conf_amount > CA_CONF_AMOUNT_MAX * pow10_int64(CA_CONF_SCALE_DIGITS))
 		elog(ERROR, "configuration amount " INT64_FORMAT " with %d minor digits out of range", conf_amount, minor);
-	/* round half away from zero to the minor unit */
-	div = pow10_int64(4 - minor);
+	/* round half to even to the minor unit */
+	div = pow10_int64(CA_CONF_SCALE_DIGITS - minor);
 	q = conf_amount / div;
 	r = conf_amount % div;
-	if (2 * (r < 0 ? -r : r) >= div)
+	r = r < 0 ? -r : r;
+	if (2 * r > div || (2 * r == div && q % 2 != 0))
 		q += conf_amount < 0 ? -1 : 1;
 	return q;
 }

@@ -15,13 +15,16 @@
 #include "channel_kind.h"
 
 /*
- * configuration, cached per backend; amounts in 1/10000 of a major unit,
+ * configuration, cached per backend; amounts in millionths of a major unit
+ * (CA_CONF_SCALE; see conf_amount in config.c),
  * names palloc'd in the cache (any length).  A pointer returned by the
  * functions below stays valid until the end of the transaction.
  */
 
 /* the largest amount of a configuration table, in major units (CHECK bounds) */
 #define CA_CONF_AMOUNT_MAX	INT64CONST(1000000000000)
+/* cached amounts are in 1/CA_CONF_SCALE major units: 1e12 * 1e6 fits int64 */
+#define CA_CONF_SCALE_DIGITS 6
 
 typedef struct PolicyConf
 {
@@ -75,7 +78,7 @@ extern const CreditPolicyConf *ca_credit_policy(int kind, const char *group, con
 extern const MethodConf *ca_methods(int *n);
 extern const ChannelConf *ca_channel(const char *code);
 
-/* 1/10000 major units -> minor units of a currency (0 to 4 digits) */
+/* a cached amount -> minor units of a currency (0 to 4 digits), half to even */
 extern int64 ca_conf_to_units(int64 conf_amount, int minor);
 
 
