@@ -185,7 +185,7 @@ entry_params(const LedgerEntry *e, Datum *values, char *nulls)
 }
 
 /* two ledger rows in one statement (an order and its settlement) */
-void
+static void
 book_entries(const LedgerEntry *a, const LedgerEntry *b)
 {
 	Oid			types[34];
@@ -211,6 +211,72 @@ book_entries(const LedgerEntry *a, const LedgerEntry *b)
 	ca_execute(plan_ledger2, values, nulls, false, 0);
 	channel_day_book(a);
 	channel_day_book(b);
+}
+
+/*
+ * What entries add up to, for the account state: every money figure and
+ * counter is the sum of its column over the entries ('purchased' is the
+ * revenue of orders and their cancellations), the last event the latest
+ * entry, a purchase the 'order' entry (its channel kind), the month of the
+ * revenue counters the entries' revenue period.  A merge's transfer pair
+ * is not an event of the account (merge.c).
+ */
+static void
+delta_of_entries(const LedgerEntry *entries, int n, const PostingExtra *x, AccountDelta *d)
+{
+	memset(d, 0, sizeof(*d));
+	for (int i = 0; i < n; i++)
+	{
+		const LedgerEntry *e = &entries[i];
+
+		if (e->customer_id != entries[0].customer_id || strcmp(e->currency, entries[0].currency) != 0)
+			elog(ERROR, "the entries of one posting belong to one customer and currency");
+		d->balance += e->amount;
+		d->open += e->open_delta;
+		d->credit += e->credit_delta;
+		d->revenue += e->revenue_delta;
+		d->returned += e->returned_delta;
+		d->orders += e->order_delta;
+		if (strcmp(e->entry_type, "order") == 0 || strcmp(e->entry_type, "cancel") == 0)
+			d->purchased += e->revenue_delta;
+		if (i == 0 || e->event_at > d->event_at)
+			d->event_at = e->event_at;
+		if (strcmp(e->entry_type, "order") == 0)
+		{
+			d->has_purchase = true;
+			d->channel_kind = e->channel_kind;
+		}
+		if (e->has_period)
+		{
+			if (d->has_period && d->period != e->revenue_period)
+				elog(ERROR, "the entries of one posting belong to one revenue period");
+			d->has_period = true;
+			d->period = e->revenue_period;
+		}
+	}
+	if (x != NULL)
+	{
+		d->paid_orders = x->paid_orders;
+		d->has_new_due = x->has_new_due;
+		d->new_due_at = x->new_due_at;
+		d->recompute_due = x->recompute_due;
+	}
+}
+
+/* book the entries of one event and move the account state by their sum */
+void
+ca_post_entries(const LedgerEntry *entries, int n, const PostingExtra *x)
+{
+	AccountDelta d;
+
+	Assert(n > 0);
+	delta_of_entries(entries, n, x, &d);
+	if (n == 2)
+		book_entries(&entries[0], &entries[1]);
+	else
+		for (int i = 0; i < n; i++)
+			book_entry(&entries[i]);
+	apply_delta(entries[0].customer_id, entries[0].currency, &d);
 }
 
 /*

@@ -660,7 +660,6 @@ grant_reactivation(const LoyaltyReactivationRule *r, int64 customer_id, const ch
 {
 	StateRow	st;
 	LedgerEntry e = {0};
-	AccountDelta d = {0};
 	Oid			types[7] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[7];
 
@@ -675,11 +674,7 @@ grant_reactivation(const LoyaltyReactivationRule *r, int64 customer_id, const ch
 	e.channel_kind = ca_channel_kind_names[ch->kind];
 	e.order_no = order_no;
 	e.note = psprintf("loyalty: reactivation credit (rule %s)", r->code);
-	book_entry(&e);
-	d.balance = -credit;
-	d.credit = credit;
-	d.event_at = at;
-	apply_delta(customer_id, currency, &d);
+	ca_post_entries(&e, 1, NULL);
 
 	ca_prepare(&plan_react_grant,
 			   "WITH e AS (INSERT INTO customer_account.loyalty_entry"

@@ -417,7 +417,6 @@ take_back_credits(int64 customer_id, const char *order_no, const char *currency,
 		if (back > 0)
 		{
 			LedgerEntry e = {0};
-			AccountDelta d = {0};
 
 			e.customer_id = customer_id;
 			e.currency = currency;
@@ -428,11 +427,7 @@ take_back_credits(int64 customer_id, const char *order_no, const char *currency,
 			e.channel = channels[i];
 			e.order_no = order_no;
 			e.note = psprintf("loyalty: reactivation credit (rule %s) taken back, order cancelled", rules[i]);
-			book_entry(&e);
-			d.balance = back;
-			d.credit = -back;
-			d.event_at = at;
-			apply_delta(customer_id, currency, &d);
+			ca_post_entries(&e, 1, NULL);
 		}
 		ca_prepare(&plan_credit_back,
 				   "INSERT INTO customer_account.loyalty_entry (customer_id, kind, points, amount, order_no, rule_code,"
@@ -495,7 +490,6 @@ book_store_credit(int64 customer_id, const char *currency, const LoyaltyChannel 
 				  TimestampTz at, const char *note)
 {
 	LedgerEntry e = {0};
-	AccountDelta d = {0};
 
 	e.customer_id = customer_id;
 	e.currency = currency;
@@ -506,11 +500,7 @@ book_store_credit(int64 customer_id, const char *currency, const LoyaltyChannel 
 	e.channel = ch->code;
 	e.channel_kind = ca_channel_kind_names[ch->kind];
 	e.note = note;
-	book_entry(&e);
-	d.balance = -credit;
-	d.credit = credit;
-	d.event_at = at;
-	apply_delta(customer_id, currency, &d);
+	ca_post_entries(&e, 1, NULL);
 }
 
 /*

@@ -159,7 +159,7 @@ post_order(HeapTuple tup, TupleDesc td)
 	char	   *currency = currency_text(total);
 	OrderFacts	f;
 	StateRow	st;
-	AccountDelta d = {0};
+	PostingExtra x = {0};
 	LedgerEntry e = {0};
 	bool		not_cancelled;
 
@@ -212,21 +212,12 @@ post_order(HeapTuple tup, TupleDesc td)
 	e.has_period = true;
 	e.revenue_period = month_of(placed_at);
 
-	d.balance = total->units;
-	d.revenue = total->units;
-	d.purchased = total->units;
-	d.orders = 1;
-	d.event_at = placed_at;
-	d.has_purchase = true;
-	d.channel_kind = f.channel_kind;
-	d.has_period = true;
-	d.period = e.revenue_period;
-
 	if (strcmp(f.settlement, "immediate") == 0)
 	{
-		LedgerEntry order_entry = e;
+		LedgerEntry both[2];
 
 		/* settled at once: paid by card, cash, marketplace or store credit */
+		both[0] = e;
 		e.open_delta = 0;
 		e.entry_type = "settlement";
 		e.revenue_delta = 0;
@@ -244,15 +235,12 @@ post_order(HeapTuple tup, TupleDesc td)
 			/* the credit was already part of the balance: spend it */
 			e.amount = 0;
 			e.credit_delta = -total->units;
-			d.credit = -total->units;
 		}
 		else
-		{
 			e.amount = -total->units;
-			d.balance = 0;
-		}
-		book_entries(&order_entry, &e);
-		d.paid_orders = 1;
+		both[1] = e;
+		x.paid_orders = 1;
+		ca_post_entries(both, 2, &x);
 	}
 	else
 	{
@@ -260,17 +248,15 @@ post_order(HeapTuple tup, TupleDesc td)
 		TimestampTz due = ca_add_days(placed_at, f.payment_term_days, "due date of order", order_no);
 
 		e.open_delta = total->units;
-		book_entry(&e);
 		ca_insert_item(customer_id, currency, prepaid ? "prepayment" : "invoice", order_no,
 					total->units, placed_at, due);
-		d.open = total->units;
 		if (!prepaid)
 		{
-			d.has_new_due = true;
-			d.new_due_at = due;
+			x.has_new_due = true;
+			x.new_due_at = due;
 		}
+		ca_post_entries(&e, 1, &x);
 	}
-	apply_delta(customer_id, currency, &d);
 	/* the UPDATE above took the lock: a merge may have committed while it waited */
 	if (!f.needs_lock)
 		check_customer(customer_id);
@@ -299,7 +285,7 @@ post_cancel(HeapTuple tup, TupleDesc td, TimestampTz cancelled_at)
 	char	   *currency = currency_text(total);
 	OrderFacts	f;
 	StateRow	st;
-	AccountDelta d = {0};
+	PostingExtra x = {0};
 	LedgerEntry e = {0};
 	int64		open = 0;
 
@@ -325,20 +311,14 @@ post_cancel(HeapTuple tup, TupleDesc td, TimestampTz cancelled_at)
 	e.has_period = true;
 	e.revenue_period = month_of(placed_at);
 
-	d.balance = -total->units;
-	d.open = -open;
-	d.revenue = -total->units;
-	d.purchased = -total->units;
-	d.orders = -1;
-	d.event_at = cancelled_at;
-	d.has_period = true;
-	d.period = e.revenue_period;
-	d.recompute_due = (open > 0);
+	x.recompute_due = (open > 0);
 
 	if (strcmp(f.settlement, "immediate") == 0 && strcmp(method, "store_credit") != 0)
 	{
+		LedgerEntry both[2];
+
 		/* the money goes back the way it came */
-		book_entry(&e);
+		both[0] = e;
 		e.open_delta = 0;
 		e.entry_type = "refund";
 		e.amount = total->units;
@@ -346,22 +326,18 @@ post_cancel(HeapTuple tup, TupleDesc td, TimestampTz cancelled_at)
 		e.order_delta = 0;
 		e.has_period = false;
 		e.note = "cancellation refunded to the original payment method";
-		book_entry(&e);
-		d.balance = 0;
-		d.paid_orders = -1;
+		both[1] = e;
+		x.paid_orders = -1;
+		ca_post_entries(both, 2, &x);
 	}
 	else
 	{
 		/* what was paid (or spent from store credit) becomes store credit */
-		int64		paid = total->units - open;
-
-		e.credit_delta = paid;
-		d.credit = paid;
+		e.credit_delta = total->units - open;
 		if (open == 0)
-			d.paid_orders = -1;
-		book_entry(&e);
+			x.paid_orders = -1;
+		ca_post_entries(&e, 1, &x);
 	}
-	apply_delta(customer_id, currency, &d);
 	/* loyalty: everything the order earned, and its reactivation credit, goes back */
 	ca_loyalty_order_cancelled(customer_id, order_no, currency, cancelled_at);
 }

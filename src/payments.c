@@ -55,7 +55,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 	const ChannelConf *ch;
 	char	   *channel_kind;
 	StateRow	st;
-	AccountDelta d = {0};
+	PostingExtra x = {0};
 	LedgerEntry e = {0};
 	int64		applied;
 	int32		orders_paid = 0;
@@ -117,15 +117,9 @@ post_payment(HeapTuple tup, TupleDesc td)
 	e.order_no = order_no;
 	e.payment_ref = payment_ref;
 	e.method = method;
-	book_entry(&e);
-
-	d.balance = -amount->units;
-	d.open = -applied;
-	d.credit = amount->units - applied;
-	d.paid_orders = orders_paid;
-	d.event_at = received_at;
-	d.recompute_due = applied > 0;
-	apply_delta(customer_id, currency, &d);
+	x.paid_orders = orders_paid;
+	x.recompute_due = applied > 0;
+	ca_post_entries(&e, 1, &x);
 }
 
 /* a dunning fee: a receivable due 14 days after the notice */
@@ -133,7 +127,7 @@ void
 post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, const char *note)
 {
 	StateRow	st;
-	AccountDelta d = {0};
+	PostingExtra x = {0};
 	LedgerEntry e = {0};
 	TimestampTz due;
 
@@ -145,15 +139,11 @@ post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, con
 	e.open_delta = fee;
 	e.event_at = at;
 	e.note = note;
-	book_entry(&e);
 	due = ca_add_days(at, 14, "due date of a dunning fee", NULL);
 	ca_insert_item(customer_id, currency, "fee", NULL, fee, at, due);
-	d.balance = fee;
-	d.open = fee;
-	d.event_at = at;
-	d.has_new_due = true;
-	d.new_due_at = due;
-	apply_delta(customer_id, currency, &d);
+	x.has_new_due = true;
+	x.new_due_at = due;
+	ca_post_entries(&e, 1, &x);
 }
 
 /* payment: AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW */

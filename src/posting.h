@@ -22,7 +22,12 @@
  * date and last event; the ring and the customer facts stay unset.
  */
 
-/* what one business event does to an account (minor units) */
+/*
+ * What one business event does to an account (minor units).  Derived from
+ * the event's ledger entries by ca_post_entries (ledger.c), so that the
+ * state is the sum of the ledger by construction; only a merge builds one
+ * by hand (merge.c moves a whole account).
+ */
 typedef struct AccountDelta
 {
 	int64		balance;
@@ -67,10 +72,25 @@ typedef struct LedgerEntry
 	const char *note;
 } LedgerEntry;
 
+/* what an event does that its ledger entries do not say: the receivables side */
+typedef struct PostingExtra
+{
+	int32		paid_orders;	/* orders now fully paid (negative: no longer) */
+	bool		has_new_due;	/* a new receivable with this due date */
+	TimestampTz new_due_at;
+	bool		recompute_due;	/* receivables were settled: recompute */
+} PostingExtra;
+
 /* inside an SPI connection: */
 extern void lock_account(int64 customer_id, const char *currency, StateRow *st);
+/*
+ * The posting core's entry point: book the ledger entries of one event (one
+ * customer and currency) and move the account state by exactly what they
+ * add up to, plus what x says of the receivables (x may be NULL).
+ */
+extern void ca_post_entries(const LedgerEntry *entries, int n, const PostingExtra *x);
+/* the ledger rows alone (merge.c: a transfer between two accounts) */
 extern void book_entry(const LedgerEntry *e);
-extern void book_entries(const LedgerEntry *a, const LedgerEntry *b);
 extern void apply_delta(int64 customer_id, const char *currency, const AccountDelta *d);
 extern DateADT month_of(TimestampTz ts);
 struct pg_tm;

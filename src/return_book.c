@@ -222,52 +222,55 @@ is_payout(ReturnAction a)
 	return a == RETURN_REFUND_CASH || a == RETURN_REFUND_ORIGINAL || a == RETURN_VIA_MARKETPLACE;
 }
 
-/* money paid out: a 'refund' entry per route, from the channel that pays it */
-static void
-book_payouts(const ReturnCase *rc, const ReturnDecision *d, const char *channel, int ret_kind,
-			 TimestampTz now)
+/* money paid out: a 'refund' entry per route, from the channel that pays it, after out[0..n-1]; the new n */
+static int
+payout_entries(const ReturnCase *rc, const ReturnDecision *d, const char *channel, int ret_kind,
+			   TimestampTz now, LedgerEntry *out, int n)
 {
 	for (int i = 0; i < d->nroutes; i++)
 	{
 		const ReturnRoute *r = &d->routes[i];
-		LedgerEntry p = {0};
+		LedgerEntry *p = &out[n];
 		const char *ref;
 		const char *method;
 
 		if (!is_payout(r->action))
 			continue;
 		(void) route_tender(rc, r, &ref, &method);
-		p.customer_id = rc->customer_id;
-		p.currency = rc->currency;
-		p.entry_type = "refund";
-		p.amount = r->refund;
-		p.event_at = now;
-		p.channel = channel;
-		p.channel_kind = ca_channel_kind_names[ret_kind];
-		p.order_no = rc->order_no;
-		p.payment_ref = ref;
-		p.method = method;
-		p.note = psprintf("return %s: %s", rc->return_no, ca_return_action_names[r->action]);
-		book_entry(&p);
+		memset(p, 0, sizeof(*p));
+		p->customer_id = rc->customer_id;
+		p->currency = rc->currency;
+		p->entry_type = "refund";
+		p->amount = r->refund;
+		p->event_at = now;
+		p->channel = channel;
+		p->channel_kind = ca_channel_kind_names[ret_kind];
+		p->order_no = rc->order_no;
+		p->payment_ref = ref;
+		p->method = method;
+		p->note = psprintf("return %s: %s", rc->return_no, ca_return_action_names[r->action]);
+		n++;
 	}
+	return n;
 }
 
 /*
- * The books of an accepted return: the credit note, the money paid out per
- * route, the open items it reduces, and the account state, all through the
- * posting core with the account row locked by the caller.
+ * The books of an accepted return: the open items it reduces, then the
+ * credit note and the money paid out per route, and with them the account
+ * state, through the posting core with the account row locked by the caller.
  */
 static void
 book_return(const ReturnCase *rc, const ReturnDecision *d, const char *sku, int32 qty,
 			const char *channel, int ret_kind, TimestampTz now)
 {
-	LedgerEntry e = {0};
-	AccountDelta delta = {0};
-	int64		payouts = 0;
+	LedgerEntry *entries = palloc0(sizeof(LedgerEntry) * (d->nroutes + 1));
+	LedgerEntry *e = &entries[0];
+	PostingExtra x = {0};
 	int64		reduction = 0;
 	int64		offset = 0;
 	int64		credit = 0;
 	int32		orders_paid = 0;
+	int			n;
 	const char *sold_kind = ca_channel_kind_names[rc->sold_kind];
 
 	for (int i = 0; i < d->nroutes; i++)
@@ -275,7 +278,7 @@ book_return(const ReturnCase *rc, const ReturnDecision *d, const char *sku, int3
 		const ReturnRoute *r = &d->routes[i];
 
 		if (is_payout(r->action))
-			payouts += r->refund;
+			continue;
 		else if (r->action == RETURN_REDUCE_INVOICE && r->tender == RETURN_TENDER_UNPAID)
 			reduction += r->refund;
 		else if (r->action == RETURN_REDUCE_INVOICE)
@@ -283,27 +286,6 @@ book_return(const ReturnCase *rc, const ReturnDecision *d, const char *sku, int3
 		else
 			credit += r->refund;
 	}
-
-	/* the credit note: the sale is undone under the channel that sold it */
-	e.customer_id = rc->customer_id;
-	e.currency = rc->currency;
-	e.entry_type = "return";
-	e.amount = -d->value;
-	e.open_delta = -(reduction + offset);
-	e.credit_delta = credit;
-	e.revenue_delta = -d->value;
-	e.returned_delta = d->value;
-	e.has_period = true;
-	e.revenue_period = month_of(now);
-	e.event_at = now;
-	e.channel = rc->sold_channel;
-	e.channel_kind = sold_kind;
-	e.order_no = rc->order_no;
-	e.method = rc->method;
-	e.note = psprintf("return %s: %d x %s at %s", rc->return_no, qty, sku, channel);
-	book_entry(&e);
-
-	book_payouts(rc, d, channel, ret_kind, now);
 
 	/* what was never paid shrinks the order's invoice; overdue debt is set off */
 	if (reduction > 0
@@ -316,17 +298,28 @@ book_return(const ReturnCase *rc, const ReturnDecision *d, const char *sku, int3
 						   rc->return_no, &orders_paid) != offset)
 		elog(ERROR, "overdue items of customer " INT64_FORMAT " do not cover the set-off", rc->customer_id);
 
-	delta.balance = -d->value + payouts;
-	delta.open = -(reduction + offset);
-	delta.credit = credit;
-	delta.revenue = -d->value;
-	delta.returned = d->value;
-	delta.paid_orders = orders_paid;
-	delta.event_at = now;
-	delta.has_period = true;
-	delta.period = e.revenue_period;
-	delta.recompute_due = reduction + offset > 0;
-	apply_delta(rc->customer_id, rc->currency, &delta);
+	/* the credit note: the sale is undone under the channel that sold it */
+	e->customer_id = rc->customer_id;
+	e->currency = rc->currency;
+	e->entry_type = "return";
+	e->amount = -d->value;
+	e->open_delta = -(reduction + offset);
+	e->credit_delta = credit;
+	e->revenue_delta = -d->value;
+	e->returned_delta = d->value;
+	e->has_period = true;
+	e->revenue_period = month_of(now);
+	e->event_at = now;
+	e->channel = rc->sold_channel;
+	e->channel_kind = sold_kind;
+	e->order_no = rc->order_no;
+	e->method = rc->method;
+	e->note = psprintf("return %s: %d x %s at %s", rc->return_no, qty, sku, channel);
+	n = payout_entries(rc, d, channel, ret_kind, now, entries, 1);
+
+	x.paid_orders = orders_paid;
+	x.recompute_due = reduction + offset > 0;
+	ca_post_entries(entries, n, &x);
 }
 
 /* the outcome for the channel that sold the order, announced on commit */
