@@ -809,6 +809,11 @@ CREATE TABLE @extschema@.loyalty_entry (
 CREATE INDEX loyalty_entry_customer ON @extschema@.loyalty_entry (customer_id, at);
 -- the credits of an order, for its cancellation (earnings need no second index)
 CREATE INDEX loyalty_entry_credit ON @extschema@.loyalty_entry (order_no) WHERE kind OPERATOR(pg_catalog.=) 'credit';
+-- a customer's reactivation credits by rule and time, for once_per_days at
+-- every order of the rule's target kind (the customer index would read
+-- every entry of the customer)
+CREATE INDEX loyalty_entry_reactivation ON @extschema@.loyalty_entry (customer_id, rule_code, at)
+    WHERE kind OPERATOR(pg_catalog.=) 'credit' AND reason_code OPERATOR(pg_catalog.=) 'reactivation_credit';
 COMMENT ON TABLE @extschema@.loyalty_entry IS
     'append-only points ledger; loyalty_lot_use says which lots each debit consumed';
 
