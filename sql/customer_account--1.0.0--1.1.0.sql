@@ -32,6 +32,12 @@ END $$;
 -- the duplicates of a customer, for forget_customer's walk down the chain
 CREATE INDEX customer_merged_into ON @extschema@.customer (merged_into) WHERE merged_into IS NOT NULL;
 
+-- set_disputed: through the posting core (open_items.c), under the lock of
+-- the order's account like every other change of its items, so a dispute
+-- and a payment, return or dunning run of that account never interleave
+CREATE OR REPLACE FUNCTION @extschema@.set_disputed(order_no text, disputed boolean DEFAULT true) RETURNS integer
+AS 'MODULE_PATHNAME', 'set_disputed' LANGUAGE C SECURITY DEFINER SET search_path = @extschema@, pg_temp;
+
 
 
 ------------------------------------------------------------------------------

@@ -256,3 +256,51 @@ ca_close_order_items(const char *order_no, TimestampTz at)
 	}
 	return open;
 }
+
+/*
+ * set_disputed(order_no, disputed DEFAULT true): mark the unsettled items
+ * of an order disputed (the dunning run leaves them out) or no longer, under
+ * the account's lock like every other change of an account's items.
+ * Returns how many items it marked.
+ */
+PG_FUNCTION_INFO_V1(set_disputed);
+Datum
+set_disputed(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan_order;
+	static SPIPlanPtr plan_mark;
+	Oid			types[2] = {TEXTOID, BOOLOID};
+	Datum		values[2];
+	bool		disputed = PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
+	int64		customer_id;
+	char	   *currency;
+	StateRow	st;
+	int32		marked;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_CA_UNKNOWN),
+				 errmsg("unknown order \"<NULL>\"")));
+	values[0] = PointerGetDatum(PG_GETARG_TEXT_PP(0));
+	values[1] = BoolGetDatum(disputed);
+	ca_connect();
+	ca_prepare(&plan_order,
+			   "SELECT customer_id, customer_account.currency_of(total) FROM customer_account.orders"
+			   " WHERE order_no = $1",
+			   1, types);
+	ca_execute(plan_order, values, NULL, true, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CA_UNKNOWN),
+				 errmsg("unknown order \"%s\"", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+	customer_id = ca_get_int64(0, 1, NULL);
+	currency = ca_get_text(0, 2);
+	lock_account(customer_id, currency, &st);
+	ca_prepare(&plan_mark,
+			   "UPDATE customer_account.open_item SET disputed = $2 WHERE order_no = $1 AND settled_at IS NULL",
+			   2, types);
+	ca_execute(plan_mark, values, NULL, false, 0);
+	marked = (int32) SPI_processed;
+	ca_finish();
+	PG_RETURN_INT32(marked);
+}
