@@ -3,10 +3,12 @@
 -- order, line and payment tables, so the C triggers book every event).
 -- Deterministic: every choice is a hash of the customer and order number.
 -- Run it in one transaction (psql -1): the deferred total check runs at commit.
---   per customer: 2-6 orders over 18 months on web, app, stores, marketplaces
---   and the hotline; ~10% in CHF; invoices mostly paid, some late, some not
---   at all (overdue); a few cancellations; returns of recent orders at the
---   tills.  About 10 ledger rows each.
+--   per customer: a first and last name, email, loyalty card, for 60% a
+--   phone and for half a marketplace buyer id (the keywords of the search
+--   workload, test/bench/search.sql); 2-6 orders over 18 months on web,
+--   app, stores, marketplaces and the hotline; ~10% in CHF; invoices mostly
+--   paid, some late, some not at all (overdue); a few cancellations; returns
+--   of recent orders at the tills.  About 10 ledger rows each.
 --   loyalty on (test/bench/loyalty.sql): every line earns per rule, the store
 --   regulars who come back online get the reactivation credit, cancellations
 --   take points back, a tenth of the customers redeem half of their points.
@@ -16,12 +18,99 @@ SELECT NOT EXISTS (SELECT 1 FROM customer_account.loyalty_terms) AS need_loyalty
 \if :need_loyalty
 \ir loyalty.sql
 \endif
-INSERT INTO customer_account.customer (customer_id, full_name, email, language, customer_since)
-SELECT i, 'Customer ' || i, 'c' || i || '@example.com', CASE WHEN i % 4 = 0 THEN 'en' ELSE 'de' END,
+-- names: a first and a last name picked by hash (200 x 500, transliterated,
+-- as many shops store them); phones for 60% (i % 5 < 3), written
+-- internationally (+49 / 0049, the Swiss customers +41); every customer a
+-- loyalty card (9276 and the id in 8 digits, stored without separators as
+-- link_identity() would), every second one a marketplace buyer id (ebay or
+-- amazon, an opaque id from a bijection of the customer id)
+CREATE TEMP TABLE gen_people ON COMMIT DROP AS
+SELECT i, n.first_names[1 + (hashint8(i * 3 + 1) & 2147483647) % array_length(n.first_names, 1)] || ' '
+          || n.last_names[1 + (hashint8(i * 5 + 2) & 2147483647) % array_length(n.last_names, 1)] AS full_name,
+       CASE WHEN i % 5 >= 3 THEN NULL
+            WHEN i % 10 = 7 THEN '+41 ' || (ARRAY['44', '61', '31', '22', '79'])[1 + (hashint8(i * 11 + 4) & 2147483647) % 5]
+                                 || ' ' || (1000000 + i)
+            ELSE CASE WHEN i % 2 = 0 THEN '+49 ' ELSE '0049 ' END
+                 || (ARRAY['30', '40', '89', '221', '69', '711', '211', '231', '201', '341', '351', '511', '911', '421',
+                           '228', '151', '160', '170', '171', '176'])[1 + (hashint8(i * 11 + 4) & 2147483647) % 20]
+                 || ' ' || (1000000 + i) END AS phone
+FROM generate_series(:lo::bigint, :hi::bigint - 1) i,
+     (SELECT ARRAY[
+    'Anna', 'Maria', 'Emma', 'Mia', 'Hannah', 'Sofia', 'Lena', 'Lea', 'Emilia', 'Marie', 'Lina', 'Ella',
+    'Clara', 'Leonie', 'Amelie', 'Luisa', 'Johanna', 'Laura', 'Sophie', 'Nele', 'Lara', 'Julia', 'Charlotte', 'Greta',
+    'Ida', 'Frieda', 'Mila', 'Paula', 'Lisa', 'Sarah', 'Katharina', 'Jana', 'Lea-Sophie', 'Elena', 'Helena', 'Theresa',
+    'Franziska', 'Carolin', 'Nina', 'Vanessa', 'Sabine', 'Petra', 'Andrea', 'Claudia', 'Susanne', 'Monika', 'Birgit', 'Kerstin',
+    'Stefanie', 'Nicole', 'Sandra', 'Martina', 'Heike', 'Gabriele', 'Ute', 'Ursula', 'Renate', 'Ingrid', 'Karin', 'Brigitte',
+    'Christa', 'Elke', 'Silke', 'Anja', 'Tanja', 'Melanie', 'Jessica', 'Jennifer', 'Daniela', 'Simone', 'Bettina', 'Doris',
+    'Marion', 'Angelika', 'Beate', 'Barbara', 'Christine', 'Eva', 'Inge', 'Helga', 'Ayse', 'Fatma', 'Elif', 'Zeynep',
+    'Emine', 'Merve', 'Leyla', 'Aleksandra', 'Katarzyna', 'Agnieszka', 'Magdalena', 'Olga', 'Natalia', 'Irina', 'Svetlana', 'Giulia',
+    'Francesca', 'Chiara', 'Lucia', 'Ana', 'Ben', 'Paul', 'Jonas', 'Leon', 'Finn', 'Elias', 'Noah', 'Luis',
+    'Felix', 'Lukas', 'Maximilian', 'Henry', 'Emil', 'Anton', 'Theo', 'Jakob', 'Moritz', 'Oskar', 'Matteo', 'David',
+    'Niklas', 'Tim', 'Tom', 'Jan', 'Philipp', 'Julian', 'Alexander', 'Simon', 'Fabian', 'Florian', 'Tobias', 'Sebastian',
+    'Dominik', 'Marcel', 'Kevin', 'Dennis', 'Patrick', 'Sven', 'Marco', 'Kai', 'Thomas', 'Michael', 'Andreas', 'Stefan',
+    'Christian', 'Markus', 'Frank', 'Peter', 'Klaus', 'Juergen', 'Wolfgang', 'Uwe', 'Dieter', 'Manfred', 'Bernd', 'Ralf',
+    'Joerg', 'Werner', 'Horst', 'Hans', 'Karl', 'Heinz', 'Guenter', 'Gerhard', 'Helmut', 'Rainer', 'Holger', 'Dirk',
+    'Olaf', 'Volker', 'Mehmet', 'Mustafa', 'Ahmet', 'Ali', 'Hasan', 'Murat', 'Emre', 'Can', 'Piotr', 'Tomasz',
+    'Krzysztof', 'Marek', 'Pawel', 'Dmitri', 'Sergej', 'Alexej', 'Giuseppe', 'Luca', 'Marco-Antonio', 'Jose', 'Carlos', 'Miguel',
+    'Ivan', 'Nikola', 'Stefano', 'Omar', 'Yusuf', 'Karim', 'Adam', 'Oliver'] AS first_names, ARRAY[
+    'Mueller', 'Schmidt', 'Schneider', 'Fischer', 'Weber', 'Meyer', 'Wagner', 'Becker', 'Schulz', 'Hoffmann', 'Schaefer', 'Koch',
+    'Bauer', 'Richter', 'Klein', 'Wolf', 'Schroeder', 'Neumann', 'Schwarz', 'Zimmermann', 'Braun', 'Krueger', 'Hofmann', 'Hartmann',
+    'Lange', 'Schmitt', 'Werner', 'Schmitz', 'Krause', 'Meier', 'Lehmann', 'Schmid', 'Schulze', 'Maier', 'Koehler', 'Herrmann',
+    'Koenig', 'Walter', 'Mayer', 'Huber', 'Kaiser', 'Fuchs', 'Peters', 'Lang', 'Scholz', 'Moeller', 'Weiss', 'Jung',
+    'Hahn', 'Schubert', 'Vogel', 'Friedrich', 'Keller', 'Guenther', 'Frank', 'Berger', 'Winkler', 'Roth', 'Beck', 'Lorenz',
+    'Baumann', 'Franke', 'Albrecht', 'Schuster', 'Simon', 'Ludwig', 'Boehm', 'Winter', 'Kraus', 'Martin', 'Schumacher', 'Kraemer',
+    'Vogt', 'Stein', 'Jaeger', 'Otto', 'Sommer', 'Gross', 'Seidel', 'Heinrich', 'Brandt', 'Haas', 'Schreiber', 'Graf',
+    'Schulte', 'Dietrich', 'Ziegler', 'Kuhn', 'Kuehn', 'Pohl', 'Engel', 'Horn', 'Busch', 'Bergmann', 'Thomas', 'Voigt',
+    'Sauer', 'Arnold', 'Wolff', 'Pfeiffer', 'Ernst', 'Lindner', 'Hartung', 'Bock', 'Brinkmann', 'Ebert', 'Barth', 'Grimm',
+    'Herzog', 'Seifert', 'Lenz', 'Kremer', 'Boettcher', 'Paul', 'Fritz', 'Kuhlmann', 'Kaufmann', 'Hess', 'Gerlach', 'Michel',
+    'Schmitz-Berg', 'Beyer', 'Walther', 'Thiel', 'Reuter', 'Schoenfeld', 'Voss', 'Kessler', 'Buettner', 'Koenigs', 'Sander', 'Schuetz',
+    'Ottmann', 'Weiss-Nowak', 'Pietsch', 'Noack', 'Kraft', 'Wilhelm', 'Wendt', 'Frey', 'Schenk', 'Marx', 'Roemer', 'Hermann',
+    'Schmitt-Lenz', 'Kurz', 'Bayer', 'Dreyer', 'Hesse', 'Konrad', 'Lehnert', 'Schoen', 'Ritter', 'Menzel', 'Vetter', 'Fiedler',
+    'Weise', 'Kolb', 'Thomsen', 'Hagen', 'Jansen', 'Petersen', 'Hansen', 'Nielsen', 'Janssen', 'Bruns', 'Gerdes', 'Harms',
+    'Ahrens', 'Frerichs', 'Hinrichs', 'Oltmanns', 'Meyer-Hansen', 'Behrens', 'Luebbers', 'Cordes', 'Brandes', 'Rathjen', 'Claussen', 'Jacobs',
+    'Eckert', 'Hein', 'Albers', 'Nowak', 'Kowalski', 'Wojcik', 'Kaminski', 'Lewandowski', 'Zielinski', 'Szymanski', 'Wozniak', 'Dabrowski',
+    'Kozlowski', 'Jankowski', 'Mazur', 'Kwiatkowski', 'Krawczyk', 'Piotrowski', 'Grabowski', 'Pawlak', 'Yilmaz', 'Kaya', 'Demir', 'Sahin',
+    'Celik', 'Yildiz', 'Yildirim', 'Ozturk', 'Aydin', 'Ozdemir', 'Arslan', 'Dogan', 'Kilic', 'Aslan', 'Cetin', 'Kara',
+    'Korkmaz', 'Kurt', 'Ozkan', 'Simsek', 'Rossi', 'Russo', 'Ferrari', 'Esposito', 'Bianchi', 'Romano', 'Colombo', 'Ricci',
+    'Marino', 'Greco', 'Bruno', 'Gallo', 'Conti', 'DeLuca', 'Mancini', 'Costa', 'Giordano', 'Rizzo', 'Lombardi', 'Moretti',
+    'Ivanov', 'Petrov', 'Smirnov', 'Kuznetsov', 'Popov', 'Volkov', 'Sokolov', 'Lebedev', 'Kozlov', 'Novikov', 'Morozov', 'Pavlov',
+    'Fedorov', 'Orlov', 'Makarov', 'Nikolaev', 'Zakharov', 'Sorokin', 'Vasiliev', 'Romanov', 'Garcia', 'Martinez', 'Rodriguez', 'Lopez',
+    'Gonzalez', 'Fernandez', 'Sanchez', 'Perez', 'Gomez', 'Diaz', 'Silva', 'Santos', 'Pereira', 'Oliveira', 'Ferreira', 'Alves',
+    'Rodrigues', 'Sousa', 'Carvalho', 'Lima', 'Smith', 'Johnson', 'Williams', 'Brown', 'Jones', 'Miller', 'Davis', 'Wilson',
+    'Taylor', 'Anderson', 'Moore', 'Jackson', 'White', 'Harris', 'Clark', 'Lewis', 'Walker', 'Hall', 'Allen', 'Young',
+    'Horvat', 'Kovacevic', 'Babic', 'Maric', 'Juric', 'Novak', 'Petrovic', 'Jovanovic', 'Nikolic', 'Markovic', 'Popovic', 'Djordjevic',
+    'Stojanovic', 'Ilic', 'Pavlovic', 'Milosevic', 'Hodzic', 'Begic', 'Kovac', 'Tomic', 'Nguyen', 'Tran', 'Pham', 'Hoang',
+    'Huynh', 'Phan', 'Vuong', 'Dang', 'Truong', 'Dinh', 'Hassan', 'Haddad', 'Khalil', 'Mansour', 'Nasser', 'Saleh',
+    'Rahman', 'Hussein', 'Abbas', 'Karimi', 'Adler', 'Ammann', 'Andres', 'Apel', 'Appel', 'Baer', 'Bach', 'Bader',
+    'Baldauf', 'Bartels', 'Bauch', 'Baur', 'Bechtold', 'Beckmann', 'Behr', 'Benz', 'Berg', 'Bergen', 'Bieber', 'Binder',
+    'Blank', 'Blum', 'Bode', 'Bohn', 'Borchert', 'Bosch', 'Brand', 'Brauer', 'Brenner', 'Buchholz', 'Buck', 'Burger',
+    'Buhl', 'Christ', 'Conrad', 'Dahl', 'Damm', 'Decker', 'Diehl', 'Dietz', 'Dorn', 'Drescher', 'Eberhardt', 'Ehlers',
+    'Eichhorn', 'Eder', 'Engels', 'Erdmann', 'Falk', 'Feld', 'Fink', 'Fleischer', 'Forster', 'Freitag', 'Freund', 'Fricke',
+    'Friedel', 'Fromm', 'Funk', 'Gabriel', 'Gaertner', 'Geiger', 'Gebhardt', 'Geisler', 'Gerber', 'Giese', 'Glaser', 'Goetz',
+    'Goldmann', 'Gottschalk', 'Graef', 'Greiner', 'Gruber', 'Gruen', 'Haag', 'Haase', 'Hagemann', 'Hammer', 'Hansel', 'Hauser',
+    'Heck', 'Hecht', 'Heil', 'Heinz', 'Heller', 'Hempel', 'Henke', 'Henning', 'Hentschel', 'Hering', 'Hermes', 'Heuer',
+    'Hildebrandt', 'Hinz', 'Hirsch', 'Hoch', 'Hofer', 'Holz', 'Hopf', 'Hummel', 'Husmann', 'Ihle', 'Imhof', 'Jahn',
+    'Jakob', 'Jost', 'Jordan', 'Junker', 'Kaiserling', 'Kamm', 'Karl', 'Kastner', 'Kellner', 'Kern', 'Kiefer', 'Kirchner',
+    'Kirsch', 'Klaus', 'Klose', 'Knapp', 'Knoll', 'Kober', 'Koehn', 'Kopp', 'Korn', 'Krebs', 'Kroll', 'Kunz',
+    'Lamprecht', 'Landgraf', 'Laub', 'Lauer', 'Lechner', 'Lemke', 'Lindemann', 'Link', 'Loeffler', 'Lutz', 'Mack', 'Mann',
+    'Marquardt', 'Maurer', 'Mertens', 'Metzger', 'Michels', 'Mohr', 'Moser', 'Nagel', 'Naumann', 'Neubauer', 'Niemann', 'Nolte',
+    'Obermeier', 'Oswald', 'Pape', 'Pfaff', 'Philipp', 'Pilz', 'Probst', 'Rademacher'] AS last_names) n;
+INSERT INTO customer_account.customer (customer_id, full_name, email, phone, language, customer_since)
+SELECT i, full_name, 'c' || i || '@example.com', phone, CASE WHEN i % 4 = 0 THEN 'en' ELSE 'de' END,
        now() - interval '1 day' * (30 + (hashint8(i) & 1023))
-FROM generate_series(:lo::bigint, :hi::bigint - 1) i;
+FROM gen_people;
 INSERT INTO customer_account.customer_identity (kind, value, customer_id)
-SELECT 'email', 'c' || i || '@example.com', i FROM generate_series(:lo::bigint, :hi::bigint - 1) i;
+SELECT 'email', 'c' || i || '@example.com', i FROM gen_people
+UNION ALL
+SELECT 'phone', CASE WHEN phone LIKE '+%' THEN '+' ELSE '' END || regexp_replace(phone, '[^0-9]', '', 'g'), i
+FROM gen_people WHERE phone IS NOT NULL
+UNION ALL
+SELECT 'loyalty_card', '9276' || lpad(i::text, 8, '0'), i FROM gen_people
+UNION ALL
+SELECT 'marketplace', CASE WHEN i % 4 = 0 THEN 'ebay:' ELSE 'amazon:' END
+                      || 'b' || lpad(to_hex((i * 2654435761) % 4294967296), 8, '0'), i
+FROM gen_people WHERE i % 2 = 0;
+DROP TABLE gen_people;
 
 CREATE TEMP TABLE gen_orders ON COMMIT DROP AS
 SELECT 'G' || i || '-' || k AS order_no, i AS customer_id, k,

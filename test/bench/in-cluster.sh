@@ -93,7 +93,7 @@ time_sql() {  # prints ms of one statement run in its own session (psql's \timin
 dropdb --if-exists "$DB" >/dev/null 2>&1
 createdb "$DB"
 "${PSQL[@]}" -c "SET client_min_messages = warning; CREATE EXTENSION customer_account CASCADE"
-"${PSQL[@]}" -f test/bench/lib.sql -f test/bench/setup.sql -f test/bench/reference.sql > /dev/null
+"${PSQL[@]}" -f test/bench/lib.sql -f test/bench/setup.sql -f test/bench/reference.sql -f test/bench/search.sql > /dev/null
 
 echo "== loading $N customers through the posting path (2 sessions)"
 t0=$(now_ms)
@@ -216,6 +216,32 @@ r=$(median_ratio return select1); result "return decision (end to end)" "tps" "$
 r=$(median_ratio return pk_state); result "return decision vs primary-key lookup (end to end)" "tps" "$tpsd" "$p50" "$p99" "primary-key lookup: $tpsk tps" "$tpsk" "$r" "(information)" "-"
 r=$(median_ratio return ref_return); result "return decision vs reference (end to end)" "tps" "$tpsd" "$p50" "$p99" "PL/pgSQL IF/ELSE: $tpsrd tps" "$tpsrd" "$r" "(information)" "-"
 
+echo "== search: one pgbench script per kind of keyword (2 clients, ${DUR}s per run, $ROUNDS rounds)"
+# each script picks a random customer and searches the keyword of its kind for
+# that customer (test/bench/search.sql: bench.search_case, in the same statement)
+SEARCH_KINDS=(order_no order_prefix return_no email email_part phone card card_sep marketplace name)
+declare -A SEARCH_LABEL=([order_no]="order number" [order_prefix]="order number prefix" [return_no]="return number"
+    [email]="email" [email_part]="part of an email" [phone]="phone, written nationally" [card]="loyalty card"
+    [card_sep]="loyalty card with separators" [marketplace]="marketplace buyer id" [name]="name with a typo, any order")
+for k in "${SEARCH_KINDS[@]}"; do
+    printf '%s\n' '\set id random(1, :N)' \
+        "SELECT * FROM customer_account.search((SELECT keyword FROM bench.search_case('$k', :id)));" > "$TMP/search_$k.sql"
+done
+run_alternating 2 "${SEARCH_KINDS[@]/#/search_}"
+# the hit check: up to SAMPLE keywords per kind (at most 20 s per kind), each
+# must find its customer; a name with a typo may rank below 20 similar names
+SAMPLE=200
+for k in "${SEARCH_KINDS[@]}"; do
+    tpss=$(median_tps "search_$k")
+    read -r p50 p99 <<< "$(latency "search_$k")"
+    read -r hits tried <<< "$(q "SELECT hits, tried FROM bench.search_hits('$k', $N, $SAMPLE)" | tr '|' ' ')"
+    example=$(q "SELECT keyword FROM bench.search_case('$k', 1 + 4711 % $N)")
+    if [ "${FAILED[search_$k]}" != 0 ]; then ok="no (${FAILED[search_$k]} errors)"
+    elif [ "$k" != name ] && [ "$hits" != "$tried" ]; then ok="no (finds $hits of $tried)"   # exact keywords must find
+    else ok=$(awk -v p="$p99" 'BEGIN { print (p != "" && p < 20) ? "yes" : "no" }'); fi
+    result "search: ${SEARCH_LABEL[$k]}" "tps" "$tpss" "$p50" "$p99" "e.g. \`$example\`; finds its customer for $hits of $tried sampled" "" "" "p99 < 20 ms" "$ok"
+done
+
 run_alternating 2 write plain_write
 tpsw=$(median_tps write); tpspw=$(median_tps plain_write)
 read -r p50 p99 <<< "$(latency write)"
@@ -246,7 +272,42 @@ result "aging_report()" "ms" "$T_B" "" "" "count(*) open items: $T_A ms" "$T_A" 
 t_dun=$(time_sql "SELECT count(*) FROM customer_account.dunning_run(current_date)")
 notices=$(q "SELECT count(*) FROM customer_account.dunning_notice WHERE run_date = current_date")
 r=$(ratio "$t_dun" "$t_scan"); result "dunning_run() ($notices notices)" "ms" "$t_dun" "" "" "count(*) open items: $t_scan ms (median)" "$t_scan" "$r" "<= 2" "$(holds "$r" "<=" 2)"
-result "channel report" "-" "" "" "" "channel_report() is not built yet" "" "" "<= 2" "missing"
+# channel_report() for the last 30 days and the whole 18 months, beside a
+# count(*) of the ledger rows of the period; its figures against plain SQL
+to_ts=$(q "SELECT now()")
+bad_cr=0
+for iv in "30 days" "18 months"; do
+    label=$( [ "$iv" = "30 days" ] && echo "last 30 days" || echo "whole history, 18 months")
+    from_ts=$(q "SELECT '$to_ts'::timestamptz - interval '$iv'")
+    period="'$from_ts', '$to_ts'"
+    rows=$(q "SELECT count(*) FROM customer_account.ledger WHERE event_at >= '$from_ts' AND event_at < '$to_ts'")
+    time_alternating "SELECT count(*) FROM customer_account.ledger WHERE event_at >= '$from_ts' AND event_at < '$to_ts'" \
+                     "SELECT * FROM customer_account.channel_report($period)"
+    result "channel_report(), $label" "ms" "$T_B" "" "" "count(*) of the ledger rows of the period ($rows): $T_A ms" "$T_A" "$T_RATIO" "<= 2" "$(holds "$T_RATIO" "<=" 2)"
+    n=$(q "SELECT count(*) FROM (
+        (SELECT r.channel, customer_account.currency_of(r.revenue), r.orders, customer_account.amount_of(r.revenue),
+                customer_account.amount_of(r.returned), r.return_rate FROM customer_account.channel_report($period) r
+         EXCEPT ALL SELECT * FROM bench.ref_channel_report($period))
+        UNION ALL
+        (SELECT * FROM bench.ref_channel_report($period)
+         EXCEPT ALL SELECT r.channel, customer_account.currency_of(r.revenue), r.orders, customer_account.amount_of(r.revenue),
+                customer_account.amount_of(r.returned), r.return_rate FROM customer_account.channel_report($period) r)) d")
+    echo "   $label: $n rows differ from plain SQL"
+    bad_cr=$((bad_cr + n))
+done
+# inactive_customers(365): beside a count(*) of account_state; against plain SQL (one statement, one now())
+inactive=$(q "SELECT count(*) FROM customer_account.inactive_customers(365)")
+time_alternating "SELECT count(*) FROM customer_account.account_state" "SELECT count(*) FROM customer_account.inactive_customers(365)"
+result "inactive_customers(365) ($inactive rows)" "ms" "$T_B" "" "" "count(*) account_state: $T_A ms" "$T_A" "$T_RATIO" "(information)" "-"
+bad_ic=$(q "SELECT count(*) FROM (
+    (SELECT customer_id, customer_account.currency_of(lifetime_revenue), last_purchase_at, customer_account.amount_of(lifetime_revenue)
+     FROM customer_account.inactive_customers(365) EXCEPT ALL SELECT * FROM bench.ref_inactive_customers(365))
+    UNION ALL
+    (SELECT * FROM bench.ref_inactive_customers(365) EXCEPT ALL
+     SELECT customer_id, customer_account.currency_of(lifetime_revenue), last_purchase_at, customer_account.amount_of(lifetime_revenue)
+     FROM customer_account.inactive_customers(365))) d")
+echo "   inactive_customers(365): $bad_ic rows differ from plain SQL"
+result "report agreement (plain SQL)" "rows" "$((bad_cr + bad_ic))" "" "" "channel_report (30 days, 18 months): $bad_cr, inactive_customers(365): $bad_ic differ" "" "" "= 0" "$( [ $((bad_cr + bad_ic)) = 0 ] && echo yes || echo no)"
 
 echo "== memory: one backend, 1 000 000 payment decisions"
 mem=$(psql -X -q -A -t -d "$DB" <<SQL
@@ -275,7 +336,7 @@ machine="$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m), $
     echo "Every ratio is the median of $ROUNDS rounds in which the workload and its reference ran"
     echo "alternately (A, B, A, B, ...); TPS and times are medians, p50/p99 over every run; a time"
     echo "in the server is a statement's second run in its session (the first warms the backend)"
-    echo "(see \`test/bench/\` and the design's benchmarks page). Rerun: \`N=$N DUR=$DUR bash test/bench/run.sh\`."
+    echo "(see \`test/bench/\` and the design's benchmarks page). Rerun: \`N=$N DUR=$DUR ROUNDS=$ROUNDS bash test/bench/run.sh\`."
     echo
     echo "| $(echo "$table" | head -1) |"
     echo "|$(echo "$table" | head -1 | sed 's/[^|]*/---/g')|"

@@ -285,3 +285,54 @@ CREATE TABLE IF NOT EXISTS bench.plain_lines (order_no text NOT NULL REFERENCES 
     sku text NOT NULL, qty int NOT NULL, unit_price numeric NOT NULL, PRIMARY KEY (order_no, line_no));
 CREATE TABLE IF NOT EXISTS bench.plain_payments (payment_ref text PRIMARY KEY, customer_id bigint NOT NULL, amount numeric NOT NULL,
     currency text NOT NULL, method text NOT NULL, channel text NOT NULL, received_at timestamptz NOT NULL DEFAULT now());
+
+-- channel_report(from, to) in plain SQL, from the orders and the ledger's
+-- return entries: per selling channel and currency, the orders placed in
+-- [from, to) and not cancelled, their value net of the returns booked in the
+-- period, the returned value (under the channel that sold the order, read
+-- from the order, whatever till took it back) and returned / purchased
+CREATE OR REPLACE FUNCTION bench.ref_channel_report(from_ts timestamptz, to_ts timestamptz)
+RETURNS TABLE (channel text, currency text, orders bigint, revenue numeric, returned numeric, return_rate numeric)
+LANGUAGE sql STABLE AS $$
+    WITH placed AS (
+        SELECT o.channel, customer_account.currency_of(o.total) AS currency, count(*) AS n,
+               sum(customer_account.amount_of(o.total)) AS purchased
+        FROM customer_account.orders o
+        WHERE o.placed_at >= from_ts AND o.placed_at < to_ts AND o.cancelled_at IS NULL
+        GROUP BY 1, 2
+    ), back AS (
+        SELECT o.channel, l.currency, sum(l.returned_delta) / 10::numeric ^ m.minor_units AS value
+        FROM customer_account.ledger l
+        JOIN customer_account.orders o ON o.order_no = l.order_no
+        JOIN customer_account.currencies() m ON m.code = l.currency
+        WHERE l.entry_type = 'return' AND l.event_at >= from_ts AND l.event_at < to_ts
+        GROUP BY o.channel, l.currency, m.minor_units
+    )
+    SELECT channel, currency, coalesce(p.n, 0), coalesce(p.purchased, 0) - coalesce(b.value, 0), coalesce(b.value, 0),
+           CASE WHEN coalesce(p.purchased, 0) > 0 THEN round(coalesce(b.value, 0) / p.purchased, 4) END
+    FROM placed p FULL JOIN back b USING (channel, currency)
+$$;
+
+-- inactive_customers(days) in plain SQL over the ledger: per customer and
+-- currency the latest order, the order count and the lifetime revenue net of
+-- returns summed from history; customers with an order not cancelled in a
+-- currency whose latest order in every such currency is older than `days`
+-- (the latest order as balance() reports it: the time of the latest
+-- order booked, cancelled or not); merged and forgotten customers left out
+CREATE OR REPLACE FUNCTION bench.ref_inactive_customers(days integer)
+RETURNS TABLE (customer_id bigint, currency text, last_purchase_at timestamptz, lifetime_revenue numeric)
+LANGUAGE sql STABLE AS $$
+    WITH per AS (
+        SELECT l.customer_id, l.currency, max(l.event_at) FILTER (WHERE l.entry_type = 'order') AS last_at,
+               sum(l.order_delta) AS orders, sum(l.revenue_delta) / 10::numeric ^ m.minor_units AS lifetime
+        FROM customer_account.ledger l
+        JOIN customer_account.currencies() m ON m.code = l.currency
+        GROUP BY l.customer_id, l.currency, m.minor_units
+    )
+    SELECT p.customer_id, p.currency, p.last_at, p.lifetime
+    FROM per p JOIN customer_account.customer c ON c.customer_id = p.customer_id
+    WHERE p.orders > 0 AND p.last_at < now() - make_interval(days => days)
+      AND c.merged_into IS NULL AND c.forgotten_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM per r WHERE r.customer_id = p.customer_id AND r.orders > 0
+                                            AND r.last_at >= now() - make_interval(days => days))
+$$;
