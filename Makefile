@@ -12,11 +12,13 @@ DOCS        = README.md
 # --expecteddir, so the regression inputs sit beside the extension scripts)
 # every sql/*.sql except the extension scripts is a regression test
 REGRESS     = $(sort $(filter-out customer_account--%,$(basename $(notdir $(wildcard sql/*.sql)))))
-REGRESS_OPTS = --inputdir=. --load-extension=pg_trgm --load-extension=customer_account
+# UTF8 whatever the machine's locale: the tests name customers and orders
+# in German and compare text in byte order up to U+10FFFF
+REGRESS_OPTS = --inputdir=. --encoding=UTF8 --load-extension=pg_trgm --load-extension=customer_account
 
 # isolation specs for everything two sessions can race on
 ISOLATION   = $(basename $(notdir $(wildcard test/isolation/specs/*.spec)))
-ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pg_trgm --load-extension=customer_account
+ISOLATION_OPTS = --inputdir=test/isolation --encoding=UTF8 --load-extension=pg_trgm --load-extension=customer_account
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src

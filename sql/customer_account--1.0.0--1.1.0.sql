@@ -2089,6 +2089,33 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@.like_literal(text) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.like_literal(text) IS 'the text with LIKE''s wildcards escaped';
 
+-- the least text above every text that starts with p, in byte order (the
+-- order of text_pattern_ops): p with its last character advanced; NULL when
+-- there is none (p ends in the highest character, or the database encoding
+-- is not UTF8 and the character is not ASCII)
+CREATE FUNCTION @extschema@.prefix_end(p text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = @extschema@, pg_temp AS $$
+DECLARE
+    c integer;
+    top integer := CASE WHEN pg_catalog.current_setting('server_encoding') = 'UTF8' THEN 1114111 ELSE 127 END;
+BEGIN
+    WHILE pg_catalog.length(p) > 0 LOOP
+        c := pg_catalog.ascii(pg_catalog.right(p, 1));
+        IF c < top THEN
+            c := c + 1;
+            IF c BETWEEN 55296 AND 57343 THEN     -- UTF-16 surrogates are no characters
+                c := 57344;
+            END IF;
+            RETURN pg_catalog.left(p, -1) OPERATOR(pg_catalog.||) pg_catalog.chr(c);
+        END IF;
+        p := pg_catalog.left(p, -1);
+    END LOOP;
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION @extschema@.prefix_end(text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.prefix_end(text) IS
+    'the least text above every text starting with p in byte order; NULL when there is none';
+
 -- order numbers by prefix (text_pattern_ops: LIKE 'X%' whatever the
 -- collation), on the ledger's one 'order' entry per order: an index on
 -- orders could not be built by an update run in a transaction that has
@@ -2130,6 +2157,10 @@ DECLARE
     qn text;          -- the query as a phone number, international digits
     nat text;         -- its national digits (without the policy's country code)
     card text;
+    qu text;          -- the query in capitals, NULL when it is the same
+    q_end text;       -- order numbers starting with q lie in [q, q_end) (prefix_end)
+    qu_end text;
+    email_part text;  -- LIKE pattern for a part of an email address
 BEGIN
     IF max_rows IS NULL OR max_rows < 1 OR max_rows > 1000 THEN
         RAISE EXCEPTION 'max_rows must be between 1 and 1000, not %', coalesce(max_rows::text, 'NULL') USING ERRCODE = '22023';
@@ -2145,19 +2176,41 @@ BEGIN
         nat := CASE WHEN qn LIKE cc || '%' THEN pg_catalog.substr(qn, pg_catalog.length(cc) + 1) ELSE qn END;
     END IF;
     card := pg_catalog.upper(pg_catalog.regexp_replace(q, '[^A-Za-z0-9]', '', 'g'));
+    qu := NULLIF(pg_catalog.upper(q), q);
+    q_end := prefix_end(q);
+    qu_end := prefix_end(qu);
+    email_part := '%' OPERATOR(pg_catalog.||) like_literal(ql) OPERATOR(pg_catalog.||) '%';
+    -- every pattern and bound is computed here, once: the statement below
+    -- compares columns with parameters, so each branch is an index range
     RETURN QUERY
     WITH hits (customer_id, order_no, channel, matched_on, rank, score) AS (
         -- order number, exact (as typed or in capitals)
         SELECT o.customer_id, o.order_no, o.channel, 'order_no', 0, 1::real
         FROM orders o WHERE o.order_no IN (q, pg_catalog.upper(q))
         UNION ALL
-        -- order number, by prefix
+        -- order number, by prefix (as typed and in capitals): a range of
+        -- the text_pattern_ops index, read in its order up to max_rows
         SELECT o.customer_id, o.order_no, o.channel, 'order_no', 1, 0.5::real
-        FROM (SELECT DISTINCT k FROM pg_catalog.unnest(ARRAY[q, pg_catalog.upper(q)]) k) ks
-        CROSS JOIN LATERAL (SELECT l.order_no FROM ledger l
-                            WHERE l.entry_type = 'order' AND l.order_no LIKE like_literal(ks.k) || '%'
-                              AND l.order_no <> ks.k
-                            ORDER BY l.order_no LIMIT max_rows) p
+        FROM (SELECT l.order_no FROM ledger l
+              WHERE l.entry_type = 'order' AND l.order_no OPERATOR(pg_catalog.~>=~) q
+                AND l.order_no OPERATOR(pg_catalog.~<~) q_end AND l.order_no <> q
+              ORDER BY l.order_no USING OPERATOR(pg_catalog.~<~) LIMIT max_rows) p
+        JOIN orders o ON o.order_no = p.order_no
+        UNION ALL
+        SELECT o.customer_id, o.order_no, o.channel, 'order_no', 1, 0.5::real
+        FROM (SELECT l.order_no FROM ledger l
+              WHERE l.entry_type = 'order' AND l.order_no OPERATOR(pg_catalog.~>=~) qu
+                AND l.order_no OPERATOR(pg_catalog.~<~) qu_end AND l.order_no <> qu
+              ORDER BY l.order_no USING OPERATOR(pg_catalog.~<~) LIMIT max_rows) p
+        JOIN orders o ON o.order_no = p.order_no
+        UNION ALL
+        -- (no end to the range: q ends in the highest character)
+        SELECT o.customer_id, o.order_no, o.channel, 'order_no', 1, 0.5::real
+        FROM (SELECT l.order_no FROM ledger l
+              WHERE (q_end IS NULL OR (qu IS NOT NULL AND qu_end IS NULL))
+                AND l.entry_type = 'order' AND l.order_no <> q AND l.order_no IS DISTINCT FROM qu
+                AND (pg_catalog.starts_with(l.order_no, q) OR pg_catalog.starts_with(l.order_no, qu))
+              ORDER BY l.order_no USING OPERATOR(pg_catalog.~<~) LIMIT max_rows) p
         JOIN orders o ON o.order_no = p.order_no
         UNION ALL
         -- return number
@@ -2173,7 +2226,7 @@ BEGIN
         SELECT e.customer_id, NULL, NULL, 'email', 1, e.score
         FROM (SELECT i.customer_id, @trgm@.similarity(i.value, ql) AS score FROM customer_identity i
               WHERE pg_catalog.length(q) >= 3 AND q !~ '\s' AND i.kind = 'email'
-                AND i.value LIKE '%' || like_literal(ql) || '%' AND i.value <> ql
+                AND i.value LIKE email_part AND i.value <> ql
               ORDER BY 2 DESC LIMIT max_rows) e
         UNION ALL
         -- phone, however it was written

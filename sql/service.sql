@@ -377,6 +377,22 @@ SELECT count(*) FROM search('  a ');
 SELECT count(*) FROM search(NULL);
 SELECT count(*) FROM search('%%');
 SELECT count(*) FROM search('WEB_');
+-- order-number prefixes are an index range [q, prefix_end(q)) in byte
+-- order, read in that order: wildcards and the last character of any
+-- alphabet are literal; a prefix ending in the highest character has no end
+SELECT label, prefix_end(p) = e AS end_as_expected,
+       p || 'x' >= p COLLATE "C" AND p || 'x' < prefix_end(p) COLLATE "C" AS p_x_inside
+FROM (VALUES ('WEB-10', 'WEB-10', 'WEB-11'), ('Z9', 'Z9', 'Z:'), ('a%', 'a%', 'a&'), ('WEB_', 'WEB_', 'WEB`'),
+             ('ÄÖ', 'ÄÖ', 'Ä×'), ('x + U+10FFFF', 'x' || chr(1114111), 'y'),
+             ('x + U+D7FF (then no surrogates)', 'x' || chr(55295), 'x' || chr(57344))) v(label, p, e);
+SELECT prefix_end(chr(1114111)) IS NULL AS no_end, prefix_end('') IS NULL AS empty_no_end;
+SELECT place_order('WEB_7', :otto, 'web', '[{"sku":"A","qty":1,"unit_price":"10.00 EUR"}]', 'credit_card', now() - interval '2 days');
+SELECT place_order('WEB%8', :otto, 'web', '[{"sku":"A","qty":1,"unit_price":"10.00 EUR"}]', 'credit_card', now() - interval '2 days');
+SELECT place_order('ÄRGER-1', :otto, 'web', '[{"sku":"A","qty":1,"unit_price":"10.00 EUR"}]', 'credit_card', now() - interval '2 days');
+SELECT * FROM pg_temp.s('WEB_');
+SELECT * FROM pg_temp.s('WEB%');
+SELECT * FROM pg_temp.s('ärger');
+SELECT * FROM pg_temp.s('ÄRG');
 -- max_rows out of range: 22023
 SELECT pg_temp.try($$SELECT * FROM customer_account.search('anna', 0)$$);
 SELECT pg_temp.try($$SELECT * FROM customer_account.search('anna', NULL)$$);

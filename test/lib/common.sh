@@ -2,6 +2,10 @@
 # Sourced by test/run.sh, demo/run.sh and test/bench/run.sh.
 
 PG_MAJOR=${PG_MAJOR:-15}
+# a UTF-8 locale for the throwaway clusters, also where none is set (CI)
+if [ -z "${LC_ALL:-}" ] && { [ -z "${LANG:-}" ] || [ "${LANG}" = C ] || [ "${LANG}" = POSIX ]; }; then
+    export LANG=C.UTF-8
+fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
