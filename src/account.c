@@ -83,7 +83,7 @@ format_iso(char *buf, size_t len, TimestampTz ts)
 	fsec_t		fsec;
 	char	   *p = buf;
 
-	utc_fields(ts, &tm, &fsec);
+	ca_utc_fields(ts, &tm, &fsec);
 	if (tm.tm_year < 0 || tm.tm_year > 9999 || fsec < 0)
 	{
 		if (fsec != 0)
@@ -291,7 +291,7 @@ value_segment(const BalanceRow *r, TimestampTz as_of, TimestampTz since, int32 n
  * balance(customer_id bigint, as_of timestamptz) -> TABLE(customer_id,
  *   currency, balance, open_amount, overdue_amount, oldest_overdue_days,
  *   store_credit, lifetime_revenue, revenue_12m, orders_12m,
- *   returned_value_12m, return_rate, last_purchase_at,
+ *   returned_value_12m, ca_return_rate, last_purchase_at,
  *   last_purchase_by_kind, dunning_level, value_segment, loyalty_tier)
  *
  * The fast path (as_of at or after the latest event booked) reads the
@@ -319,8 +319,8 @@ account_balance(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int64		customer_id = PG_GETARG_INT64(0);
 	TimestampTz as_of = PG_ARGISNULL(1) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(1);
-	DateADT		to_month = month_of(as_of);
-	DateADT		from_month = month_minus(to_month, 12);
+	DateADT		to_month = ca_month_of(as_of);
+	DateADT		from_month = ca_month_minus(to_month, 12);
 	Snapshot	snap = GetActiveSnapshot();
 	CustomerRow cust;
 	StateRow   *states;

@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * account_state.c
- *	  The account-state writer: lock_account locks (and on first use
- *	  creates) the state row of one customer and currency, apply_delta adds
+ *	  The account-state writer: ca_lock_account locks (and on first use
+ *	  creates) the state row of one customer and currency, ca_apply_delta adds
  *	  what one business event does to it (with the month ring and
- *	  account_period), check_customer refuses unknown and merged customers.
+ *	  account_period), ca_check_customer refuses unknown and merged customers.
  *
  *	  Invariant kept for every customer and currency:
  *	  	balance = open_amount - store_credit
@@ -41,7 +41,7 @@ static SPIPlanPtr plan_period;
 
 /* the UTC calendar fields of ts (no time zone argument means UTC) */
 void
-utc_fields(TimestampTz ts, struct pg_tm *tm, fsec_t *fsec)
+ca_utc_fields(TimestampTz ts, struct pg_tm *tm, fsec_t *fsec)
 {
 	if (timestamp2tm(ts, NULL, tm, fsec, NULL, NULL) != 0)
 		ereport(ERROR,
@@ -51,12 +51,12 @@ utc_fields(TimestampTz ts, struct pg_tm *tm, fsec_t *fsec)
 
 /* the first day of the UTC month of ts (the revenue period) */
 DateADT
-month_of(TimestampTz ts)
+ca_month_of(TimestampTz ts)
 {
 	struct pg_tm tm;
 	fsec_t		fsec;
 
-	utc_fields(ts, &tm, &fsec);
+	ca_utc_fields(ts, &tm, &fsec);
 	return date2j(tm.tm_year, tm.tm_mon, 1) - POSTGRES_EPOCH_JDATE;
 }
 
@@ -146,7 +146,7 @@ lock_customer_share(int64 customer_id)
  * both pass a limit that only one fits under.
  */
 void
-lock_account(int64 customer_id, const char *currency, StateRow *st)
+ca_lock_account(int64 customer_id, const char *currency, StateRow *st)
 {
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
@@ -154,7 +154,7 @@ lock_account(int64 customer_id, const char *currency, StateRow *st)
 	if (fetch_locked_state(customer_id, currency, st))
 	{
 		/* a merge that held this row may have committed while we waited */
-		check_customer(customer_id);
+		ca_check_customer(customer_id);
 		return;
 	}
 	/* the first booking in this currency: exclude a merge of the customer */
@@ -176,7 +176,7 @@ lock_account(int64 customer_id, const char *currency, StateRow *st)
  * (the foreign-key check) must be seen.
  */
 void
-check_customer(int64 customer_id)
+ca_check_customer(int64 customer_id)
 {
 	CustomerRow c;
 
@@ -224,7 +224,7 @@ static SPIPlanPtr plan_update_state_1_0;
 
 /* add one event's delta to the state row, the month ring and account_period */
 void
-apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
+ca_apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 {
 	SPIPlanPtr	plan;
 	Oid			types[19] = {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
@@ -264,7 +264,7 @@ apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 		/* the first event of this customer and currency, booked without a lock */
 		StateRow	st;
 
-		lock_account(customer_id, currency, &st);
+		ca_lock_account(customer_id, currency, &st);
 		if (ca_execute(plan, values, nulls, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
 			elog(ERROR, "account state of customer " INT64_FORMAT " in %s not updated", customer_id, currency);
 	}

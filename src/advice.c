@@ -2,7 +2,7 @@
  *
  * advice.c
  *	  account_advice(customer_id): the call-center's decision aid.  The
- *	  rules are decide_advice() in payment_rules.c; this gathers the facts
+ *	  rules are ca_decide_advice() in payment_rules.c; this gathers the facts
  *	  for the currency the customer used last.
  *
  *-------------------------------------------------------------------------
@@ -47,7 +47,7 @@ account_advice(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	ca_connect();
-	check_customer(customer_id);
+	ca_check_customer(customer_id);
 	ca_prepare(&plan_advice_state,
 			   "SELECT coalesce(s.currency, (SELECT currency FROM customer_account.channel ORDER BY created_at, code LIMIT 1), 'EUR'),"
 			   "  s.last_purchase_at, coalesce((SELECT incentive_after_days FROM customer_account.policy), 180)"
@@ -61,8 +61,8 @@ account_advice(PG_FUNCTION_ARGS)
 	has_last = !has_last;
 	incentive_days = ca_get_int32(0, 3, NULL);
 
-	language = payment_gather_facts(customer_id, currency, "webshop", 1, now, GetActiveSnapshot(), &f, &p);
-	n = decide_advice(&f, &p, has_last, has_last ? ca_days_between(now, last_purchase, "days since the last purchase") : 0,
+	language = ca_payment_gather_facts(customer_id, currency, "webshop", 1, now, GetActiveSnapshot(), &f, &p);
+	n = ca_decide_advice(&f, &p, has_last, has_last ? ca_days_between(now, last_purchase, "days since the last purchase") : 0,
 					  incentive_days, advice);
 	for (int i = 0; i < n; i++)
 	{
@@ -70,7 +70,7 @@ account_advice(PG_FUNCTION_ARGS)
 		bool		nulls[2] = {false, false};
 
 		out[0] = CStringGetTextDatum(advice[i].advice);
-		out[1] = CStringGetTextDatum(reason_text(advice[i].reason_code, language));
+		out[1] = CStringGetTextDatum(ca_reason_text(advice[i].reason_code, language));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
 	}
 	ca_finish();

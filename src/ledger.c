@@ -2,7 +2,7 @@
  *
  * ledger.c
  *	  The ledger writer: every business event appends its ledger rows here
- *	  (book_entry, book_entries), and ledger_guard keeps the books
+ *	  (ca_book_entry, book_entries), and ledger_guard keeps the books
  *	  append-only.  The ledger is the truth; account_state is its running
  *	  sum (account_state.c), and channel_day, the DBA's per-channel and
  *	  day figures, follows from the 'order', 'cancel' and 'return' entries
@@ -72,7 +72,7 @@ utc_day(TimestampTz ts)
 	struct pg_tm tm;
 	fsec_t		fsec;
 
-	utc_fields(ts, &tm, &fsec);
+	ca_utc_fields(ts, &tm, &fsec);
 	return date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - POSTGRES_EPOCH_JDATE;
 }
 
@@ -120,7 +120,7 @@ channel_day_book(const LedgerEntry *e)
 
 /* append one ledger row (plan prepared once per backend) */
 void
-book_entry(const LedgerEntry *e)
+ca_book_entry(const LedgerEntry *e)
 {
 	Oid			types[17] = {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID,
 	INT8OID, INT4OID, DATEOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
@@ -275,8 +275,8 @@ ca_post_entries(const LedgerEntry *entries, int n, const PostingExtra *x)
 		book_entries(&entries[0], &entries[1]);
 	else
 		for (int i = 0; i < n; i++)
-			book_entry(&entries[i]);
-	apply_delta(entries[0].customer_id, entries[0].currency, &d);
+			ca_book_entry(&entries[i]);
+	ca_apply_delta(entries[0].customer_id, entries[0].currency, &d);
 }
 
 /*

@@ -357,8 +357,8 @@ tier_before(const LoyaltyPolicy *p, const OrderIn *o, const char *currency)
 
 	if (!p->tier_multipliers)
 		return NULL;
-	month = month_of(o->placed_at);
-	ca_read_periods(o->customer_id, currency, month_minus(month, 12), month, GetLatestSnapshot(), &ps);
+	month = ca_month_of(o->placed_at);
+	ca_read_periods(o->customer_id, currency, ca_month_minus(month, 12), month, GetLatestSnapshot(), &ps);
 	return lr_tier(p, currency, ps.revenue - o->total);
 }
 
@@ -663,7 +663,7 @@ grant_reactivation(const LoyaltyReactivationRule *r, int64 customer_id, const ch
 	Oid			types[7] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[7];
 
-	lock_account(customer_id, currency, &st);
+	ca_lock_account(customer_id, currency, &st);
 	e.customer_id = customer_id;
 	e.currency = currency;
 	e.entry_type = "credit";

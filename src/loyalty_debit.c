@@ -412,7 +412,7 @@ take_back_credits(int64 customer_id, const char *order_no, const char *currency,
 		Datum		bvalues[8];
 		char		bnulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
-		lock_account(customer_id, currency, &st);
+		ca_lock_account(customer_id, currency, &st);
 		back = Min(credits[i], Max(st.store_credit, 0));
 		if (back > 0)
 		{
@@ -543,11 +543,11 @@ redeem_points(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CA_REFUSED),
 				 errmsg("points cannot be redeemed on channel \"%s\": %s has no loyalty terms: no_loyalty_terms",
 						channel, ch->currency),
-				 errdetail("%s", reason_text("no_loyalty_terms", language)),
+				 errdetail("%s", ca_reason_text("no_loyalty_terms", language)),
 				 errhint("Set them with customer_account.set_loyalty_terms().")));
 
 	/* the account state of the currency first, then the loyalty account: no overspending */
-	lock_account(customer_id, ch->currency, &st);
+	ca_lock_account(customer_id, ch->currency, &st);
 	(void) lock_loyalty(customer_id);
 	lots = available_lots(customer_id, at, &n);
 	take = palloc0(sizeof(int64) * Max(n, 1));
@@ -557,7 +557,7 @@ redeem_points(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CA_REFUSED),
 				 errmsg("customer " INT64_FORMAT " has " INT64_FORMAT " points available, cannot redeem " INT64_FORMAT
 						": insufficient_points", customer_id, have, points),
-				 errdetail("%s", reason_text("insufficient_points", language))));
+				 errdetail("%s", ca_reason_text("insufficient_points", language))));
 	credit = lr_points_value(points, t->point_value, t->minor);
 	if (credit <= 0)
 		ereport(ERROR,
@@ -612,7 +612,7 @@ reverse_return_sql(int64 customer_id, const char *order_no, int32 line_no, const
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("returned quantity %d must be positive", qty)));
 	currency_unpack(total.code, currency);
-	lock_account(customer_id, currency, &st);
+	ca_lock_account(customer_id, currency, &st);
 	if (sku != NULL)
 		taken = ca_loyalty_reverse_return_sku(customer_id, order_no, sku, qty, at);
 	else

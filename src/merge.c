@@ -159,14 +159,14 @@ merge_customers(PG_FUNCTION_ARGS)
 				 errmsg("cannot merge customer " INT64_FORMAT " with itself", survivor)));
 	ca_connect();
 	/* early answers without locks; the binding check is made under the locks */
-	check_customer(survivor);
-	check_customer(duplicate);
+	ca_check_customer(survivor);
+	ca_check_customer(duplicate);
 	lock_merge_customers(survivor, duplicate);
 
 	/*
 	 * The survivor gets a row for each currency of the duplicate.  Nobody
 	 * else can be creating one: a first booking in a currency holds the
-	 * customer row FOR SHARE (lock_account), which our lock excludes.
+	 * customer row FOR SHARE (ca_lock_account), which our lock excludes.
 	 */
 	exec_sql("INSERT INTO customer_account.account_state (customer_id, currency)"
 			 " SELECT $1, currency FROM customer_account.account_state WHERE customer_id = $2"
@@ -202,7 +202,7 @@ merge_customers(PG_FUNCTION_ARGS)
 		e.revenue_delta = -b->lifetime_revenue;
 		e.returned_delta = -b->lifetime_returned;
 		e.order_delta = -b->orders_count;
-		book_entry(&e);
+		ca_book_entry(&e);
 		e.customer_id = survivor;
 		e.entry_type = "merge_in";
 		e.amount = b->balance;
@@ -211,7 +211,7 @@ merge_customers(PG_FUNCTION_ARGS)
 		e.revenue_delta = b->lifetime_revenue;
 		e.returned_delta = b->lifetime_returned;
 		e.order_delta = b->orders_count;
-		book_entry(&e);
+		ca_book_entry(&e);
 
 		d.balance = b->balance;
 		d.open = b->open_amount;
@@ -223,7 +223,7 @@ merge_customers(PG_FUNCTION_ARGS)
 		d.event_at = b->has_last_event ? b->last_event : now;
 		/* next_due_at is recomputed below, once the items have moved */
 		d.recompute_due = false;
-		apply_delta(survivor, dup_rows[i].currency, &d);
+		ca_apply_delta(survivor, dup_rows[i].currency, &d);
 	}
 
 	/* survivor takes the duplicate's timestamps, counters by month, items */

@@ -295,7 +295,7 @@ set_disputed(PG_FUNCTION_ARGS)
 				 errmsg("unknown order \"%s\"", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
 	customer_id = ca_get_int64(0, 1, NULL);
 	currency = ca_get_text(0, 2);
-	lock_account(customer_id, currency, &st);
+	ca_lock_account(customer_id, currency, &st);
 	ca_prepare(&plan_mark,
 			   "UPDATE customer_account.open_item SET disputed = $2 WHERE order_no = $1 AND settled_at IS NULL",
 			   2, types);

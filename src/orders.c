@@ -175,7 +175,7 @@ post_order(HeapTuple tup, TupleDesc td)
 				 errmsg("order \"%s\" cannot be inserted as cancelled", order_no),
 				 errhint("Insert the order, then cancel it with customer_account.cancel_order().")));
 
-	check_customer(customer_id);
+	ca_check_customer(customer_id);
 	check_order_times(tup, td, order_no, placed_at);
 	load_order_facts(channel, method, &f);
 	if (strcmp(f.channel_currency, currency) != 0)
@@ -191,10 +191,10 @@ post_order(HeapTuple tup, TupleDesc td)
 
 	/* the payment-method decision, under the customer's lock */
 	if (f.needs_lock)
-		lock_account(customer_id, currency, &st);
+		ca_lock_account(customer_id, currency, &st);
 	else
 		memset(&st, 0, sizeof(st));
-	payment_enforce(customer_id, channel, f.channel_kind, currency, method, total->units, placed_at, &st);
+	ca_payment_enforce(customer_id, channel, f.channel_kind, currency, method, total->units, placed_at, &st);
 
 	e.customer_id = customer_id;
 	e.currency = currency;
@@ -210,7 +210,7 @@ post_order(HeapTuple tup, TupleDesc td)
 	e.revenue_delta = total->units;
 	e.order_delta = 1;
 	e.has_period = true;
-	e.revenue_period = month_of(placed_at);
+	e.revenue_period = ca_month_of(placed_at);
 
 	if (strcmp(f.settlement, "immediate") == 0)
 	{
@@ -259,7 +259,7 @@ post_order(HeapTuple tup, TupleDesc td)
 	}
 	/* the UPDATE above took the lock: a merge may have committed while it waited */
 	if (!f.needs_lock)
-		check_customer(customer_id);
+		ca_check_customer(customer_id);
 	remember_order(order_no, customer_id, total->code);
 	/* loyalty: the reactivation credit (points are credited when the lines arrive) */
 	{
@@ -290,7 +290,7 @@ post_cancel(HeapTuple tup, TupleDesc td, TimestampTz cancelled_at)
 	int64		open = 0;
 
 	load_order_facts(channel, method, &f);
-	lock_account(customer_id, currency, &st);
+	ca_lock_account(customer_id, currency, &st);
 
 	/* close what is still open of the order */
 	open = ca_close_order_items(order_no, cancelled_at);
@@ -309,7 +309,7 @@ post_cancel(HeapTuple tup, TupleDesc td, TimestampTz cancelled_at)
 	e.revenue_delta = -total->units;
 	e.order_delta = -1;
 	e.has_period = true;
-	e.revenue_period = month_of(placed_at);
+	e.revenue_period = ca_month_of(placed_at);
 
 	x.recompute_due = (open > 0);
 

@@ -32,7 +32,7 @@
 #include "spi_util.h"
 
 DateADT
-month_minus(DateADT month, int n)
+ca_month_minus(DateADT month, int n)
 {
 	int			y,
 				m,
@@ -56,12 +56,12 @@ month_minus(DateADT month, int n)
  * no state row in the currency yet.  Returns the customer's language.
  */
 char *
-payment_gather_facts(int64 customer_id, const char *currency, const char *channel_kind, int64 total,
+ca_payment_gather_facts(int64 customer_id, const char *currency, const char *channel_kind, int64 total,
 					 TimestampTz at, Snapshot snap, PaymentFacts *f, PaymentPolicy *p)
 {
 	int32		code = currency_pack(currency, 3);
 	int			minor = currency_minor_units(code);
-	DateADT		this_month = month_of(at);
+	DateADT		this_month = ca_month_of(at);
 	CustomerRow c;
 	StateRow	st;
 	bool		has_state;
@@ -111,7 +111,7 @@ payment_gather_facts(int64 customer_id, const char *currency, const char *channe
 			/* a month after this one is booked: the ring has moved past it */
 			PeriodSums	ps;
 
-			ca_read_periods(customer_id, currency, month_minus(this_month, 12), this_month, snap, &ps);
+			ca_read_periods(customer_id, currency, ca_month_minus(this_month, 12), this_month, snap, &ps);
 			f->orders_12m = ps.orders;
 			f->purchased_12m = ps.purchased;
 			f->returned_12m = ps.returned;
@@ -152,7 +152,7 @@ method_info(const MethodConf *m, int kind, int minor)
  * order's method with RA001 and the reason when the rules do not allow it.
  */
 void
-payment_enforce(int64 customer_id, const char *channel, const char *channel_kind, const char *currency,
+ca_payment_enforce(int64 customer_id, const char *channel, const char *channel_kind, const char *currency,
 				const char *method, int64 total, TimestampTz at, const StateRow *st)
 {
 	PaymentFacts f;
@@ -185,14 +185,14 @@ payment_enforce(int64 customer_id, const char *channel, const char *channel_kind
 	 * The account row is locked by now; read with a fresh snapshot so that
 	 * what a concurrent writer committed before we got the lock counts.
 	 */
-	language = payment_gather_facts(customer_id, currency, channel_kind, total, at, GetLatestSnapshot(), &f, &p);
-	code = decide_payment_method(&info, &f, &p);
+	language = ca_payment_gather_facts(customer_id, currency, channel_kind, total, at, GetLatestSnapshot(), &f, &p);
+	code = ca_decide_payment_method(&info, &f, &p);
 	if (strcmp(code, "ok") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_REFUSED),
 				 errmsg("payment method \"%s\" is not allowed for customer " INT64_FORMAT " on channel \"%s\": %s",
 						method, customer_id, channel, code),
-				 errdetail("%s", reason_text(code, language)),
+				 errdetail("%s", ca_reason_text(code, language)),
 				 errhint("customer_account.payment_options() lists the methods this customer may use.")));
 }
 
@@ -229,26 +229,26 @@ payment_options(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("order total is in %s but channel \"%s\" sells in %s", currency, channel, ch->currency)));
-	language = payment_gather_facts(customer_id, currency, ca_channel_kind_names[ch->kind], total->units,
+	language = ca_payment_gather_facts(customer_id, currency, ca_channel_kind_names[ch->kind], total->units,
 									GetCurrentTransactionStartTimestamp(), GetActiveSnapshot(), &f, &p);
 	methods = ca_methods(&n);
 	for (int i = 0; i < n; i++)
 	{
 		PaymentMethodInfo info = method_info(&methods[i], ch->kind, minor);
-		const char *code = decide_payment_method(&info, &f, &p);
+		const char *code = ca_decide_payment_method(&info, &f, &p);
 		Datum		values[4];
 		bool		nulls[4] = {false, false, false, false};
 
 		values[0] = CStringGetTextDatum(info.code);
 		values[1] = BoolGetDatum(strcmp(code, "ok") == 0);
 		values[2] = CStringGetTextDatum(code);
-		values[3] = CStringGetTextDatum(reason_text(code, language));
+		values[3] = CStringGetTextDatum(ca_reason_text(code, language));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
 }
 
-/* reason_text(code, language): the catalog, for SQL callers */
+/* ca_reason_text(code, language): the catalog, for SQL callers */
 PG_FUNCTION_INFO_V1(reason_text_sql);
 Datum
 reason_text_sql(PG_FUNCTION_ARGS)
@@ -256,9 +256,9 @@ reason_text_sql(PG_FUNCTION_ARGS)
 	char	   *code = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *lang = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
-	if (!reason_known(code))
+	if (!ca_reason_known(code))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown reason code \"%s\"", code)));
-	PG_RETURN_TEXT_P(cstring_to_text(reason_text(code, lang)));
+	PG_RETURN_TEXT_P(cstring_to_text(ca_reason_text(code, lang)));
 }

@@ -17,13 +17,13 @@
 #include "config.h"
 #include "direct.h"
 
-extern void payment_enforce(int64 customer_id, const char *channel, const char *channel_kind,
+extern void ca_payment_enforce(int64 customer_id, const char *channel, const char *channel_kind,
 							const char *currency, const char *method, int64 total, TimestampTz at,
 							const StateRow *st);
-extern DateADT month_minus(DateADT month, int n);
+extern DateADT ca_month_minus(DateADT month, int n);
 
 /* the facts and policy for one customer, currency and channel kind; returns the language */
-extern char *payment_gather_facts(int64 customer_id, const char *currency, const char *channel_kind,
+extern char *ca_payment_gather_facts(int64 customer_id, const char *currency, const char *channel_kind,
 								  int64 total, TimestampTz at, Snapshot snap, PaymentFacts *f,
 								  PaymentPolicy *p);
 

@@ -18,7 +18,7 @@
 #include "payment_rules.h"
 
 double
-return_rate(int64 purchased, int64 returned)
+ca_return_rate(int64 purchased, int64 returned)
 {
 	if (purchased <= 0 || returned <= 0)
 		return 0.0;
@@ -37,7 +37,7 @@ is_new_customer(const PaymentFacts *f, const PaymentPolicy *p)
 }
 
 const char *
-decide_payment_method(const PaymentMethodInfo *m, const PaymentFacts *f, const PaymentPolicy *p)
+ca_decide_payment_method(const PaymentMethodInfo *m, const PaymentFacts *f, const PaymentPolicy *p)
 {
 	int64		exposure_after;
 
@@ -58,7 +58,7 @@ decide_payment_method(const PaymentMethodInfo *m, const PaymentFacts *f, const P
 	if (f->overdue > p->overdue_tolerance)
 		return "overdue_debt";
 	if (f->orders_12m >= p->return_rate_min_orders
-		&& return_rate(f->purchased_12m, f->returned_12m) > p->max_return_rate)
+		&& ca_return_rate(f->purchased_12m, f->returned_12m) > p->max_return_rate)
 		return "frequent_returner";
 
 	if (pg_add_s64_overflow(f->exposure, f->order_total, &exposure_after))
@@ -81,7 +81,7 @@ decide_payment_method(const PaymentMethodInfo *m, const PaymentFacts *f, const P
  * flag a frequent returner.  Returns how many entries were written.
  */
 int
-decide_advice(const PaymentFacts *f, const PaymentPolicy *p, bool has_last_purchase,
+ca_decide_advice(const PaymentFacts *f, const PaymentPolicy *p, bool has_last_purchase,
 			  int32 days_since_purchase, int32 incentive_after_days, Advice *out)
 {
 	PaymentMethodInfo on_account = {"invoice", SETTLE_CREDIT, true, false, false, 0, false, 0};
@@ -93,7 +93,7 @@ decide_advice(const PaymentFacts *f, const PaymentPolicy *p, bool has_last_purch
 		out[n].advice = "remind_payment";
 		out[n++].reason_code = "remind_payment";
 	}
-	credit = decide_payment_method(&on_account, f, p);
+	credit = ca_decide_payment_method(&on_account, f, p);
 	if (strcmp(credit, "ok") == 0)
 	{
 		out[n].advice = "credit_allowed";
@@ -110,7 +110,7 @@ decide_advice(const PaymentFacts *f, const PaymentPolicy *p, bool has_last_purch
 		out[n++].reason_code = "send_incentive";
 	}
 	if (f->orders_12m >= p->return_rate_min_orders
-		&& return_rate(f->purchased_12m, f->returned_12m) > p->max_return_rate)
+		&& ca_return_rate(f->purchased_12m, f->returned_12m) > p->max_return_rate)
 	{
 		out[n].advice = "frequent_returner";
 		out[n++].reason_code = "frequent_returner_advice";

@@ -62,11 +62,11 @@ typedef struct PaymentPolicy
 } PaymentPolicy;
 
 /* the reason code for one method: "ok" or a refusal code */
-extern const char *decide_payment_method(const PaymentMethodInfo *m, const PaymentFacts *f,
+extern const char *ca_decide_payment_method(const PaymentMethodInfo *m, const PaymentFacts *f,
 										 const PaymentPolicy *p);
 
 /* return rate over 12 months, 0..1 (0 when nothing was purchased) */
-extern double return_rate(int64 purchased, int64 returned);
+extern double ca_return_rate(int64 purchased, int64 returned);
 
 
 /* account_advice: the call-center's decision aid */
@@ -77,7 +77,7 @@ typedef struct Advice
 	const char *reason_code;	/* the sentence to show */
 } Advice;
 
-extern int	decide_advice(const PaymentFacts *f, const PaymentPolicy *p, bool has_last_purchase,
+extern int	ca_decide_advice(const PaymentFacts *f, const PaymentPolicy *p, bool has_last_purchase,
 						  int32 days_since_purchase, int32 incentive_after_days, Advice *out);
 
 #endif

@@ -71,7 +71,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 				 errmsg("payment \"%s\" has amount %s; a payment must be positive", payment_ref,
 						currency_amount_to_cstring(amount)),
 				 errhint("Money paid out to the customer is a refund, not a negative payment.")));
-	check_customer(customer_id);
+	ca_check_customer(customer_id);
 	ca_check_event_time(received_at, "received_at", "payment", payment_ref);
 	ch = ca_channel(channel);
 	channel_kind = (char *) ca_channel_kind_names[ch->kind];
@@ -101,7 +101,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 	}
 	ca_check_payment_method(payment_ref, ch, channel, method, currency);
 
-	lock_account(customer_id, currency, &st);
+	ca_lock_account(customer_id, currency, &st);
 	applied = ca_apply_money(customer_id, currency, order_no, amount->units, received_at, payment_ref, &orders_paid);
 
 	e.customer_id = customer_id;
@@ -131,7 +131,7 @@ post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, con
 	LedgerEntry e = {0};
 	TimestampTz due;
 
-	lock_account(customer_id, currency, &st);
+	ca_lock_account(customer_id, currency, &st);
 	e.customer_id = customer_id;
 	e.currency = currency;
 	e.entry_type = "fee";

@@ -18,7 +18,7 @@
 /*
  * The account state row of one customer and currency is StateRow
  * (direct.h), shared by the read path, the decisions and the writers.
- * lock_account fills its money figures, counters, dunning level, next due
+ * ca_lock_account fills its money figures, counters, dunning level, next due
  * date and last event; the ring and the customer facts stay unset.
  */
 
@@ -82,7 +82,7 @@ typedef struct PostingExtra
 } PostingExtra;
 
 /* inside an SPI connection: */
-extern void lock_account(int64 customer_id, const char *currency, StateRow *st);
+extern void ca_lock_account(int64 customer_id, const char *currency, StateRow *st);
 /*
  * The posting core's entry point: book the ledger entries of one event (one
  * customer and currency) and move the account state by exactly what they
@@ -90,13 +90,13 @@ extern void lock_account(int64 customer_id, const char *currency, StateRow *st);
  */
 extern void ca_post_entries(const LedgerEntry *entries, int n, const PostingExtra *x);
 /* the ledger rows alone (merge.c: a transfer between two accounts) */
-extern void book_entry(const LedgerEntry *e);
-extern void apply_delta(int64 customer_id, const char *currency, const AccountDelta *d);
-extern DateADT month_of(TimestampTz ts);
+extern void ca_book_entry(const LedgerEntry *e);
+extern void ca_apply_delta(int64 customer_id, const char *currency, const AccountDelta *d);
+extern DateADT ca_month_of(TimestampTz ts);
 struct pg_tm;
-extern void utc_fields(TimestampTz ts, struct pg_tm *tm, fsec_t *fsec);
+extern void ca_utc_fields(TimestampTz ts, struct pg_tm *tm, fsec_t *fsec);
 /* RA002 when the customer is unknown or was merged into another */
-extern void check_customer(int64 customer_id);
+extern void ca_check_customer(int64 customer_id);
 
 /* settle items with a return's credit: those of order_no, else overdue ones; returns what was applied */
 extern int64 ca_settle_items(int64 customer_id, const char *currency, const char *order_no,

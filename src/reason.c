@@ -118,13 +118,13 @@ find_reason(const char *code)
 }
 
 bool
-reason_known(const char *code)
+ca_reason_known(const char *code)
 {
 	return find_reason(code) != NULL;
 }
 
 const char *
-reason_text(const char *code, const char *language)
+ca_reason_text(const char *code, const char *language)
 {
 	const Reason *r = find_reason(code);
 

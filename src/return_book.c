@@ -308,7 +308,7 @@ book_return(const ReturnCase *rc, const ReturnDecision *d, const char *sku, int3
 	e->revenue_delta = -d->value;
 	e->returned_delta = d->value;
 	e->has_period = true;
-	e->revenue_period = month_of(now);
+	e->revenue_period = ca_month_of(now);
 	e->event_at = now;
 	e->channel = rc->sold_channel;
 	e->channel_kind = sold_kind;
@@ -545,7 +545,7 @@ accept_return(PG_FUNCTION_ARGS)
 	ca_connect();
 	/* find the customer, lock the account, then read everything afresh */
 	ca_return_resolve(no, GetActiveSnapshot(), rc);
-	lock_account(rc->customer_id, rc->currency, &st);
+	ca_lock_account(rc->customer_id, rc->currency, &st);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	ca_return_resolve(no, snap, rc);
 
@@ -675,7 +675,7 @@ announce_return(PG_FUNCTION_ARGS)
 				 errhint("\"%s\" is a return number; announce a return with the order number.", order_no)));
 	lines = parse_lines(PG_GETARG_DATUM(1), &nlines);
 
-	lock_account(rc->customer_id, rc->currency, &st);
+	ca_lock_account(rc->customer_id, rc->currency, &st);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	ca_return_resolve(order_no, snap, rc);
 	for (int i = 0; i < nlines; i++)

@@ -97,7 +97,7 @@ static bool
 frequent_returner(const ReturnFacts *f)
 {
 	return f->store_sale && f->orders_12m >= f->return_rate_min_orders
-		&& return_rate(f->purchased_12m, f->returned_12m) > f->max_return_rate;
+		&& ca_return_rate(f->purchased_12m, f->returned_12m) > f->max_return_rate;
 }
 
 /* the route of one tender's share */

@@ -822,10 +822,10 @@ gather_account(ReturnCase *rc, Snapshot snap, TimestampTz at, ReturnFacts *f, in
 		return;
 	if (f->store_sale)
 	{
-		DateADT		this_month = month_of(at);
+		DateADT		this_month = ca_month_of(at);
 		PeriodSums	ps;
 
-		ca_read_periods(rc->customer_id, rc->currency, month_minus(this_month, 12), this_month, snap, &ps);
+		ca_read_periods(rc->customer_id, rc->currency, ca_month_minus(this_month, 12), this_month, snap, &ps);
 		f->orders_12m = ps.orders;
 		f->purchased_12m = ps.purchased;
 		f->returned_12m = ps.returned;
@@ -911,7 +911,7 @@ ca_return_reason(const char *code, ReturnAction action, const char *language)
 		snprintf(key, sizeof(key), "return.ok.%s", ca_return_action_names[action]);
 	else
 		snprintf(key, sizeof(key), "return.%s", code);
-	return reason_text(key, language);
+	return ca_reason_text(key, language);
 }
 
 /*
