@@ -1939,15 +1939,18 @@ COMMENT ON FUNCTION @extschema@.inactive_customers(integer) IS
 -- by the posting core from the entries it books (ledger.c): an 'order' adds
 -- one order and its value on the day it was placed, its 'cancel' takes both
 -- off that day again, a 'return' adds its value on the day of the return
--- under the channel that sold the goods.  One row per backend slot as well
--- (the booking session's backend id): two sessions never update one row,
--- so the summary makes no till wait and no bookings deadlock; readers add
--- the slots up.  verify_balances() rebuilds every figure from the ledger.
+-- under the channel that sold the goods.  One row per slot as well: a
+-- booking transaction holds a slot no other running or prepared transaction
+-- holds (its backend id, else the id plus a multiple of max_connections;
+-- a transaction-level advisory lock taken without waiting), so two sessions
+-- never update one row, the summary makes no till wait and no bookings
+-- deadlock; readers add the slots up.  verify_balances() rebuilds every
+-- figure from the ledger.
 CREATE TABLE @extschema@.channel_day (
     day       date NOT NULL,
     channel   text COLLATE "C" NOT NULL,
     currency  text COLLATE "C" NOT NULL,
-    slot      smallint NOT NULL,
+    slot      integer NOT NULL,
     orders    bigint NOT NULL DEFAULT 0,
     purchased bigint NOT NULL DEFAULT 0,     -- minor units: orders placed that day, less their cancellations
     returned  bigint NOT NULL DEFAULT 0,     -- minor units: returns booked that day

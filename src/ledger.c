@@ -8,10 +8,11 @@
  *	  day figures, follows from the 'order', 'cancel' and 'return' entries
  *	  booked here (channel_day_book).
  *
- *	  channel_day has one row per UTC day, channel, currency and backend
- *	  slot (MyBackendId): two sessions never update the same row, so the
- *	  summary makes no till wait for another and no two bookings deadlock
- *	  on it; channel_report() adds the slots up.
+ *	  channel_day has one row per UTC day, channel, currency and slot: a
+ *	  transaction books into a slot no other running or prepared
+ *	  transaction holds (channel_day_slot), so the summary makes no till
+ *	  wait for another and no two bookings deadlock on it; channel_report()
+ *	  adds the slots up.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,6 +27,8 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/backendid.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -65,6 +68,39 @@ channel_day_exists(void)
 	return has_channel_day == 1;
 }
 
+/* field 4 of the advisory lock tag of a channel_day slot: apart from pg_advisory_*() (1 and 2) */
+#define CHANNEL_DAY_LOCK_FIELD4 0xCA
+#define CHANNEL_DAY_LOCK_KEY	0x43445359	/* "CDSY" */
+
+/*
+ * This transaction's slot of channel_day: the backend's id, unless a
+ * prepared transaction (two-phase commit) still holds that slot; its rows
+ * stay locked until it is committed or rolled back, while the id has gone
+ * to this session.  A slot is held by a transaction-level advisory lock,
+ * taken without waiting (and passed on to the prepared transaction by
+ * PREPARE TRANSACTION); a busy slot makes the transaction take the id plus
+ * a multiple of MaxBackends instead.  Asked again in the same transaction,
+ * the first free slot is the one it holds already.
+ */
+static int32
+channel_day_slot(void)
+{
+	for (int32 k = 0; k < 1000; k++)
+	{
+		int32		slot = MyBackendId + k * MaxBackends;
+		LOCKTAG		tag;
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, CHANNEL_DAY_LOCK_KEY, (uint32) slot, CHANNEL_DAY_LOCK_FIELD4);
+		if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			return slot;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("no free slot in channel_day for backend %d", MyBackendId),
+			 errhint("Prepared transactions hold the slots: COMMIT PREPARED or ROLLBACK PREPARED them (pg_prepared_xacts).")));
+	return 0;					/* not reached */
+}
+
 /* the UTC day of ts */
 static DateADT
 utc_day(TimestampTz ts)
@@ -84,7 +120,7 @@ utc_day(TimestampTz ts)
 static void
 channel_day_book(const LedgerEntry *e)
 {
-	Oid			types[7] = {DATEOID, TEXTOID, TEXTOID, INT2OID, INT4OID, INT8OID, INT8OID};
+	Oid			types[7] = {DATEOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT8OID, INT8OID};
 	Datum		values[7];
 	TimestampTz day_of;
 
@@ -110,7 +146,7 @@ channel_day_book(const LedgerEntry *e)
 	values[0] = DateADTGetDatum(utc_day(day_of));
 	values[1] = CStringGetTextDatum(e->channel);
 	values[2] = CStringGetTextDatum(e->currency);
-	values[3] = Int16GetDatum((int16) MyBackendId);
+	values[3] = Int32GetDatum(channel_day_slot());
 	values[4] = Int32GetDatum(e->order_delta);
 	/* purchased: an order's value, less a cancellation's; a return's revenue_delta is not purchase */
 	values[5] = Int64GetDatum(strcmp(e->entry_type, "return") == 0 ? 0 : e->revenue_delta);

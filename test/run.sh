@@ -14,7 +14,7 @@ echo "== starting a throwaway cluster"
 export PROVE_SUMMARY
 PROVE_SUMMARY=$(mktemp)
 status=0
-run_in_cluster bash test/lib/in-cluster.sh || status=$?
+run_in_cluster -o max_prepared_transactions=10 bash test/lib/in-cluster.sh || status=$?
 # pg_virtualenv's own last words come after pg_prove's; repeat its summary
 # so that the output ends with it
 echo "== pg_prove summary"
