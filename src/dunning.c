@@ -769,7 +769,7 @@ scan_close(ScanTable *t)
 {
 	ExecDropSingleTupleTableSlot(t->slot);
 	table_endscan(t->scan);
-	table_close(t->rel, AccessShareLock);
+	table_close(t->rel, NoLock);	/* the lock stays until the end of the transaction, as a query's */
 }
 
 #define SCOL(t, c) ((t)->slot->tts_values[(c) - 1])

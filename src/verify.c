@@ -117,16 +117,20 @@ typedef struct VNotice
 #define A_ITEMS		0x04		/* unsettled items */
 #define A_NEXT_DUE	0x08		/* an unsettled item other than a prepayment */
 
-/* one (customer, currency): an account, or only the root of merged rows */
+/* the periods of an account's first months, kept beside its header to find a month without reading them */
+#define CELL_HINTS 4
+
+/* one (customer, currency): an account, or only the root of merged rows; 192 bytes, 3 cache lines */
 typedef struct VAcct
 {
-	/* what the ledger touches first: one place, fetched ahead */
+	/* what the ledger touches: the first two lines, fetched ahead */
 	int32		next;			/* the customer's next account, -1 at the end */
 	int32		slot;			/* the customer */
 	int16		cur;			/* the currency (interned) */
 	uint16		flags;
 	uint16		hist_set;		/* bit per H_*: seen */
 	uint16		ncells;
+	DateADT		cell_period[CELL_HINTS];	/* cells[i].period, i < CELL_HINTS */
 	int64		money[6];		/* balance, open, credit, revenue, returned, orders */
 	TimestampTz hist[H_N];
 	VCell	   *cells;
@@ -199,6 +203,9 @@ typedef struct StrSet
 	StrEnt	   *ents;
 	uint32		mask;
 	uint32		n;
+	/* a Bloom filter in front (two bits per string): most lookups miss, and miss here */
+	uint64	   *bloom;
+	uint32		bloom_mask;		/* bits - 1 */
 } StrSet;
 
 /* a ring holds 12 months; more cells than this are looked at from the heap */
@@ -215,7 +222,12 @@ typedef struct StrSet
  * for ahead, their cache misses overlap instead of following one another.
  */
 #define BATCH 32
-#if defined(__GNUC__) || defined(__clang__)
+/* (as asm: gcc -O2 drops a __builtin_prefetch whose line is loaded later anyway) */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define vprefetch(p) __asm__ volatile("prefetcht0 (%0)" : : "r" (p))
+#elif defined(__GNUC__) && defined(__aarch64__)
+#define vprefetch(p) __asm__ volatile("prfm pldl1keep, [%0]" : : "r" (p))
+#elif defined(__GNUC__)
 #define vprefetch(p) __builtin_prefetch(p)
 #else
 #define vprefetch(p) ((void) 0)
@@ -355,7 +367,7 @@ acct_prefetch(VState *vs, int32 slot)
 	}
 }
 
-/* ask for an account's months */
+/* ask for all of an account's months (the ring) */
 static inline void
 cells_prefetch(VAcct *a)
 {
@@ -364,6 +376,32 @@ cells_prefetch(VAcct *a)
 
 	for (int off = 0; off < bytes; off += 64)
 		vprefetch(p + off);
+}
+
+/* the index of an account's month, or -1 when it has none yet */
+static inline int
+cell_index(VAcct *a, DateADT period)
+{
+	int			n = Min(a->ncells, CELL_HINTS);
+
+	for (int i = 0; i < n; i++)
+		if (a->cell_period[i] == period)
+			return i;
+	for (int i = CELL_HINTS; i < a->ncells; i++)
+		if (a->cells[i].period == period)
+			return i;
+	return -1;
+}
+
+/* ask for one month of an account (a cell spans at most two lines) */
+static inline void
+cell_prefetch(VAcct *a, int i)
+{
+	if (i >= 0)
+	{
+		vprefetch(&a->cells[i]);
+		vprefetch((char *) &a->cells[i] + sizeof(VCell) - 1);
+	}
 }
 
 /* the account (slot, currency); NULL when it does not exist and create is false */
@@ -387,8 +425,12 @@ acct_get(VState *vs, int32 slot, int cur, bool create)
 		vs->acct_chunks = repalloc(vs->acct_chunks, sizeof(VAcct *) * vs->capchunks);
 	}
 	if ((vs->nacct & (ACCT_CHUNK - 1)) == 0)
-		vs->acct_chunks[vs->nacct >> ACCT_CHUNK_BITS] =
-			MemoryContextAllocHuge(vs->cxt, sizeof(VAcct) * ACCT_CHUNK);
+	{
+		/* on a cache line boundary: an account is three whole lines */
+		char	   *chunk = MemoryContextAllocHuge(vs->cxt, sizeof(VAcct) * ACCT_CHUNK + PG_CACHE_LINE_SIZE);
+
+		vs->acct_chunks[vs->nacct >> ACCT_CHUNK_BITS] = (VAcct *) TYPEALIGN(PG_CACHE_LINE_SIZE, chunk);
+	}
 	i = vs->nacct++;
 	a = acct_at(vs, i);
 	memset(a, 0, sizeof(VAcct));
@@ -404,13 +446,13 @@ static inline VCell *
 cell_get(VState *vs, VAcct *a, DateADT period)
 {
 	VCell	   *c;
+	int			i = cell_index(a, period);
 
-	for (int i = 0; i < a->ncells; i++)
-		if (a->cells[i].period == period)
-			return &a->cells[i];
+	if (i >= 0)
+		return &a->cells[i];
 	if (a->ncells == a->capcells)
 	{
-		uint32		cap = a->capcells == 0 ? 6 : a->capcells * 2;
+		uint32		cap = a->capcells == 0 ? 4 : a->capcells * 2;
 		VCell	   *cells;
 
 		if (a->ncells == PG_UINT16_MAX)
@@ -423,6 +465,8 @@ cell_get(VState *vs, VAcct *a, DateADT period)
 		a->cells = cells;
 		a->capcells = cap;
 	}
+	if (a->ncells < CELL_HINTS)
+		a->cell_period[a->ncells] = period;
 	c = &a->cells[a->ncells++];
 	memset(c, 0, sizeof(VCell));
 	c->period = period;
@@ -455,11 +499,22 @@ cur_intern(VState *vs, const char *s, int len)
 	return vs->last_cur = vs->ncur++;
 }
 
+/* a text datum's varlena, detoasted only when compressed or out of line (never, for short keys) */
+static inline struct varlena *
+vtext(Datum d)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+
+	if (unlikely(VARATT_IS_COMPRESSED(v) || VARATT_IS_EXTERNAL(v)))
+		v = pg_detoast_datum_packed(v);
+	return v;
+}
+
 /* the currency of a text datum */
 static inline int
 cur_of_datum(VState *vs, Datum d)
 {
-	struct varlena *t = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+	struct varlena *t = vtext(d);
 
 	return cur_intern(vs, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
@@ -537,14 +592,52 @@ strset_add(VState *vs, StrSet *set, const char *s, int len)
 	set->n++;
 }
 
+/* the second bit of a string in the filter */
+static inline uint32
+bloom_second(uint32 h)
+{
+	return (h * 0x9E3779B1U) >> 7;
+}
+
+/* the set is complete: build its filter (16 bits per string) */
+static void
+strset_seal(StrSet *set)
+{
+	uint32		bits = 1 << 16;
+
+	while (bits < set->n * 16 && bits < (1U << 30))
+		bits *= 2;
+	set->bloom = palloc_extended(bits / 8, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	set->bloom_mask = bits - 1;
+	for (uint32 i = 0; i <= set->mask; i++)
+		if (set->ents[i].len >= 0)
+		{
+			uint32		h = set->ents[i].hash;
+			uint32		b1 = h & set->bloom_mask;
+			uint32		b2 = bloom_second(h) & set->bloom_mask;
+
+			set->bloom[b1 >> 6] |= UINT64CONST(1) << (b1 & 63);
+			set->bloom[b2 >> 6] |= UINT64CONST(1) << (b2 & 63);
+		}
+}
+
 static inline bool
 strset_has(StrSet *set, const char *s, int len)
 {
 	StrEnt	   *e;
+	uint32		h;
+	uint32		b1;
+	uint32		b2;
 
 	if (set->n == 0)
 		return false;
-	return strset_find(set, s, len, hash_bytes((const unsigned char *) s, len), &e);
+	h = hash_bytes((const unsigned char *) s, len);
+	b1 = h & set->bloom_mask;
+	b2 = bloom_second(h) & set->bloom_mask;
+	if (!(set->bloom[b1 >> 6] & (UINT64CONST(1) << (b1 & 63)))
+		|| !(set->bloom[b2 >> 6] & (UINT64CONST(1) << (b2 & 63))))
+		return false;
+	return strset_find(set, s, len, h, &e);
 }
 
 /* ------------------------------------------------------------------------
@@ -631,7 +724,7 @@ table_end(VTable *t)
 {
 	ExecDropSingleTupleTableSlot(t->slot);
 	table_endscan(t->scan);
-	table_close(t->rel, AccessShareLock);
+	table_close(t->rel, NoLock);	/* the lock stays until the end of the transaction, as a query's */
 }
 
 #define COL(t, c) ((t)->slot->tts_values[(c) - 1])
@@ -650,7 +743,7 @@ add_checked(int64 *sum, int64 v)
 static inline bool
 text_is(Datum d, const char *s, int len)
 {
-	struct varlena *t = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+	struct varlena *t = vtext(d);
 
 	return (int) VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
 }
@@ -658,7 +751,7 @@ text_is(Datum d, const char *s, int len)
 static char *
 text_copy(VState *vs, Datum d)
 {
-	struct varlena *t = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+	struct varlena *t = vtext(d);
 
 	return arena_strdup(vs, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
@@ -992,6 +1085,7 @@ typedef struct PeriodRow
 	DateADT		period;
 	int64		v[4];
 	VAcct	   *a;
+	int			cell;			/* the month's index, -1: new */
 } PeriodRow;
 
 static void
@@ -1034,11 +1128,13 @@ read_periods(VState *vs, Oid nsp)
 		for (int i = 0; i < n; i++)
 		{
 			rows[i].a = acct_get(vs, rows[i].slot, rows[i].cur, true);
-			cells_prefetch(rows[i].a);
+			rows[i].cell = cell_index(rows[i].a, rows[i].period);
+			cell_prefetch(rows[i].a, rows[i].cell);
 		}
 		for (int i = 0; i < n; i++)
 		{
-			VCell	   *cell = cell_get(vs, rows[i].a, rows[i].period);
+			VCell	   *cell = rows[i].cell >= 0 ? &rows[i].a->cells[rows[i].cell]
+				: cell_get(vs, rows[i].a, rows[i].period);
 
 			cell->flags |= CELL_AP;
 			memcpy(cell->ap, rows[i].v, sizeof(cell->ap));
@@ -1062,6 +1158,7 @@ typedef struct LedgerRow
 	TimestampTz at;
 	int64		v[6];			/* amount, open, credit, revenue, returned, orders */
 	VAcct	   *r;
+	int			cell;			/* the month's index in r, -1: new */
 } LedgerRow;
 
 static void
@@ -1106,7 +1203,7 @@ read_ledger(VState *vs, Oid nsp)
 		for (n = 0; n < BATCH && table_next(&t); n++)
 		{
 			LedgerRow  *r = &rows[n];
-			struct varlena *type = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(COL(&t, c_type)));
+			struct varlena *type = vtext(COL(&t, c_type));
 			const char *tp = VARDATA_ANY(type);
 			int			tlen = VARSIZE_ANY_EXHDR(type);
 
@@ -1157,7 +1254,10 @@ read_ledger(VState *vs, Oid nsp)
 			r = root == row->slot ? a : acct_get(vs, root, row->cur, true);
 			row->r = r;
 			if (row->what & L_PERIOD)
-				cells_prefetch(r);
+			{
+				row->cell = cell_index(r, row->period);
+				cell_prefetch(r, row->cell);
+			}
 			a->flags |= A_MONEY;
 			for (int f = 0; f < 6; f++)
 				add_checked(&a->money[f], row->v[f]);
@@ -1190,7 +1290,7 @@ read_ledger(VState *vs, Oid nsp)
 
 			if (!(row->what & L_PERIOD))
 				continue;
-			cell = cell_get(vs, row->r, row->period);
+			cell = row->cell >= 0 ? &row->r->cells[row->cell] : cell_get(vs, row->r, row->period);
 			cell->flags |= CELL_LED;
 			add_checked(&cell->led[0], row->v[3]);
 			if (row->what & L_PURCHASE)
@@ -1245,7 +1345,7 @@ read_items(VState *vs, Oid nsp)
 				continue;
 			if (!NUL(&t, c_order))
 			{
-				struct varlena *o = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(COL(&t, c_order)));
+				struct varlena *o = vtext(COL(&t, c_order));
 
 				strset_add(vs, &vs->orders_open, VARDATA_ANY(o), VARSIZE_ANY_EXHDR(o));
 			}
@@ -1272,6 +1372,7 @@ read_items(VState *vs, Oid nsp)
 		}
 	}
 	table_end(&t);
+	strset_seal(&vs->orders_open);
 }
 
 typedef struct OrderRow
@@ -1309,7 +1410,7 @@ read_orders(VState *vs, Oid nsp)
 				continue;
 			if (vs->orders_open.n > 0)
 			{
-				struct varlena *o = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(COL(&t, c_no)));
+				struct varlena *o = vtext(COL(&t, c_no));
 
 				if (strset_has(&vs->orders_open, VARDATA_ANY(o), VARSIZE_ANY_EXHDR(o)))
 					continue;
