@@ -2332,230 +2332,71 @@ COMMENT ON FUNCTION @extschema@.channel_day_differences() IS
 -- (first and last purchase, last event, monthly counters, dunning level) are
 -- checked on the surviving account of a merge, over the ledgers of every
 -- customer merged into it; a merged-away account must stay at zero.
+--
+-- The rebuild is verify_balances_rebuild() in C (src/verify.c): one
+-- sequential scan of each table (customer, account_period, ledger,
+-- open_item, orders, dunning_notice, account_state) into per-account
+-- accumulators, no per-row function call, no sort, no hash join.  What it
+-- computes, figure by figure, is this query (the SQL definition it replaced):
+--
+--   chain/roots: each merged-away customer under the survivor at the top of
+--     its merge chain (a chain to an unknown customer or round in a circle
+--     has no top: the rows stay under the customer itself)
+--   per account (customer_id, currency) of account_state FULL JOIN the
+--     ledger's accounts, LEFT JOIN customer:
+--     balance            sum(minor_units(ledger.amount))
+--     open_amount        sum(open_delta)
+--     store_credit       sum(credit_delta)
+--     lifetime_revenue   sum(revenue_delta)
+--     lifetime_returned  sum(returned_delta)
+--     orders_count       sum(order_delta)
+--     open_items         the state's open_amount = sum(open) of the unsettled open items
+--     balance = open - credit   on the state row itself
+--     next_due_at        min(due_at) of the unsettled items other than prepayments
+--     paid_orders        orders not cancelled without an unsettled item, by
+--                        customer_id and currency_of(total) (0 when merged away)
+--     dunning_level      max(level) of the notices of the state's dunning_cycle
+--                        (0 when merged away)
+--   per surviving account, over the ledgers of everyone merged into it:
+--     first_order_at     min(event_at) of the 'order' entries
+--     last_purchase_at   max(event_at) of the 'order' entries
+--     last_webshop .. last_app   the same per channel_kind
+--     last_event_at      max(event_at) of the entries other than merge_in/merge_out
+--   per state row: month_ring = account_period's rows of the twelve months up
+--     to its latest (period > latest - interval '12 months'), oldest first, as
+--     bigint[n][5] {extract(year) * 12 + extract(month) - 1, revenue,
+--     purchased, returned, orders} ('{}' when none); and the customer facts
+--     merged_into, customer_blocked, customer_since, customer_language,
+--     customer_credit_limit, customer_group against the customer row
+--   account_period FULL JOIN the ledger's months (revenue_period, under the
+--     survivor): period revenue, period purchased (the revenue of 'order' and
+--     'cancel' entries), period returned, period orders
+--
+-- Each figure is compared in its own type with IS DISTINCT FROM semantics (a
+-- missing account or month counts as zeros, as the SQL's coalesce did); the
+-- text of a value is its type's output (bool as true/false).  Reads with the
+-- statement's snapshot, as a query would.
+CREATE FUNCTION @extschema@.verify_balances_rebuild(OUT customer_id bigint, OUT currency text,
+        OUT stored @extschema@.currency_amount, OUT recomputed @extschema@.currency_amount, OUT figure text,
+        OUT stored_value text, OUT recomputed_value text)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'verify_balances_rebuild' LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION @extschema@.verify_balances_rebuild() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.verify_balances_rebuild() IS
+    'the differences verify_balances() reports, unsorted (it checks SELECT on the tables it reads)';
+
 DROP FUNCTION @extschema@.verify_balances();
 CREATE FUNCTION @extschema@.verify_balances(OUT customer_id bigint, OUT currency text,
         OUT stored @extschema@.currency_amount, OUT recomputed @extschema@.currency_amount, OUT figure text,
         OUT stored_value text, OUT recomputed_value text)
 RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp
-    SET work_mem = '256MB'     -- one hash group per account and month: keep the rebuild in memory
 AS $$
-    WITH RECURSIVE chain(customer_id, root) AS (
-        SELECT c.customer_id, c.merged_into FROM @extschema@.customer c WHERE c.merged_into IS NOT NULL
-        UNION
-        SELECT ch.customer_id, c.merged_into FROM chain ch
-        JOIN @extschema@.customer c ON c.customer_id OPERATOR(pg_catalog.=) ch.root
-        WHERE c.merged_into IS NOT NULL
-    ), roots AS (        -- a merged-away customer and the survivor at the top of its chain
-        SELECT ch.customer_id, ch.root FROM chain ch
-        JOIN @extschema@.customer r ON r.customer_id OPERATOR(pg_catalog.=) ch.root
-        WHERE r.merged_into IS NULL
-    ), led AS (          -- the one pass over the ledger
-        SELECT l.customer_id, l.currency, l.revenue_period,
-               sum(@extschema@.minor_units(l.amount)) AS balance, sum(l.open_delta) AS open,
-               sum(l.credit_delta) AS credit, sum(l.revenue_delta) AS revenue,
-               sum(l.returned_delta) AS returned, sum(l.order_delta) AS orders,
-               sum(l.revenue_delta) FILTER (WHERE l.entry_type IN ('order', 'cancel')) AS purchased,
-               min(l.event_at) FILTER (WHERE l.entry_type = 'order') AS first_order,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order') AS last_purchase,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'webshop') AS last_webshop,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'store') AS last_store,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'marketplace') AS last_marketplace,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'callcenter') AS last_callcenter,
-               max(l.event_at) FILTER (WHERE l.entry_type = 'order' AND l.channel_kind = 'app') AS last_app,
-               max(l.event_at) FILTER (WHERE l.entry_type NOT IN ('merge_in', 'merge_out')) AS last_event
-        FROM @extschema@.ledger l
-        GROUP BY l.customer_id, l.currency, l.revenue_period
-    ), led_r AS (        -- each group under the surviving customer
-        SELECT coalesce(r.root, led.customer_id) AS root, led.*
-        FROM led LEFT JOIN roots r ON r.customer_id OPERATOR(pg_catalog.=) led.customer_id
-    ), money AS (        -- per account: what its own ledger rows add up to
-        SELECT led.customer_id, led.currency, sum(led.balance)::bigint AS balance, sum(led.open)::bigint AS open,
-               sum(led.credit)::bigint AS credit, sum(led.revenue)::bigint AS revenue,
-               sum(led.returned)::bigint AS returned, sum(led.orders)::bigint AS orders
-        FROM led GROUP BY led.customer_id, led.currency
-    ), hist AS (         -- per surviving account: its history and that of everyone merged into it
-        SELECT t.root AS customer_id, t.currency, min(t.first_order) AS first_order,
-               max(t.last_purchase) AS last_purchase, max(t.last_webshop) AS last_webshop,
-               max(t.last_store) AS last_store, max(t.last_marketplace) AS last_marketplace,
-               max(t.last_callcenter) AS last_callcenter, max(t.last_app) AS last_app,
-               max(t.last_event) AS last_event
-        FROM led_r t GROUP BY t.root, t.currency
-    ), months AS (       -- the monthly counters as the ledger has them
-        SELECT t.root AS customer_id, t.currency, t.revenue_period AS period, sum(t.revenue)::bigint AS revenue,
-               coalesce(sum(t.purchased), 0)::bigint AS purchased, sum(t.returned)::bigint AS returned,
-               sum(t.orders)::bigint AS orders
-        FROM led_r t WHERE t.revenue_period IS NOT NULL
-        GROUP BY t.root, t.currency, t.revenue_period
-    ), items AS (
-        SELECT i.customer_id, i.currency, sum(i.open)::bigint AS open,
-               min(i.due_at) FILTER (WHERE i.kind <> 'prepayment') AS next_due
-        FROM @extschema@.open_item i WHERE i.settled_at IS NULL
-        GROUP BY i.customer_id, i.currency
-    ), paid AS (         -- orders not cancelled and with nothing left to pay
-        SELECT o.customer_id, @extschema@.currency_of(o.total) AS currency, count(*) AS paid_orders
-        FROM @extschema@.orders o
-        WHERE o.cancelled_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM @extschema@.open_item i
-                          WHERE i.order_no OPERATOR(pg_catalog.=) o.order_no AND i.settled_at IS NULL)
-        GROUP BY 1, 2
-    ), notices AS (
-        SELECT n.customer_id, n.currency, n.cycle, max(n.level) AS level
-        FROM @extschema@.dunning_notice n GROUP BY 1, 2, 3
-    ), rings AS (        -- the twelve-month ring each state row must carry: the latest twelve months booked
-        SELECT p.customer_id, p.currency,
-               array_agg(ARRAY[(extract(year FROM p.period) * 12 + extract(month FROM p.period) - 1)::bigint,
-                               p.revenue, p.purchased, p.returned, p.orders::bigint] ORDER BY p.period) AS ring
-        FROM (SELECT ap.*, max(ap.period) OVER (PARTITION BY ap.customer_id, ap.currency) AS head
-              FROM @extschema@.account_period ap) p
-        WHERE p.period > p.head - interval '12 months'
-        GROUP BY p.customer_id, p.currency
-    ), accounts AS (
-        SELECT coalesce(s.customer_id, m.customer_id) AS customer_id, coalesce(s.currency, m.currency) AS currency,
-               s AS st, m AS m, c AS cust, (c.merged_into IS NOT NULL) AS merged_away
-        FROM @extschema@.account_state s
-        FULL JOIN money m ON m.customer_id OPERATOR(pg_catalog.=) s.customer_id
-                         AND m.currency OPERATOR(pg_catalog.=) s.currency
-        LEFT JOIN @extschema@.customer c ON c.customer_id OPERATOR(pg_catalog.=) coalesce(s.customer_id, m.customer_id)
-    ), diffs AS (
-        -- each figure compared in its own type; text only for a difference
-        SELECT a.customer_id, a.currency, f.figure, f.is_money, f.stored, f.recomputed
-        FROM accounts a
-        LEFT JOIN items it ON it.customer_id OPERATOR(pg_catalog.=) a.customer_id AND it.currency OPERATOR(pg_catalog.=) a.currency
-        LEFT JOIN paid p ON p.customer_id OPERATOR(pg_catalog.=) a.customer_id AND p.currency OPERATOR(pg_catalog.=) a.currency
-        LEFT JOIN notices n ON n.customer_id OPERATOR(pg_catalog.=) a.customer_id AND n.currency OPERATOR(pg_catalog.=) a.currency
-                           AND n.cycle OPERATOR(pg_catalog.=) (a.st).dunning_cycle
-        CROSS JOIN LATERAL (VALUES
-            ('balance', true, (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.m).balance, 0)),
-                CASE WHEN (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.m).balance, 0)) THEN (coalesce((a.st).balance, 0))::text END,
-                CASE WHEN (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.m).balance, 0)) THEN (coalesce((a.m).balance, 0))::text END),
-            ('open_amount', true, (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce((a.m).open, 0)),
-                CASE WHEN (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce((a.m).open, 0)) THEN (coalesce((a.st).open_amount, 0))::text END,
-                CASE WHEN (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce((a.m).open, 0)) THEN (coalesce((a.m).open, 0))::text END),
-            ('store_credit', true, (coalesce((a.st).store_credit, 0)) IS DISTINCT FROM (coalesce((a.m).credit, 0)),
-                CASE WHEN (coalesce((a.st).store_credit, 0)) IS DISTINCT FROM (coalesce((a.m).credit, 0)) THEN (coalesce((a.st).store_credit, 0))::text END,
-                CASE WHEN (coalesce((a.st).store_credit, 0)) IS DISTINCT FROM (coalesce((a.m).credit, 0)) THEN (coalesce((a.m).credit, 0))::text END),
-            ('lifetime_revenue', true, (coalesce((a.st).lifetime_revenue, 0)) IS DISTINCT FROM (coalesce((a.m).revenue, 0)),
-                CASE WHEN (coalesce((a.st).lifetime_revenue, 0)) IS DISTINCT FROM (coalesce((a.m).revenue, 0)) THEN (coalesce((a.st).lifetime_revenue, 0))::text END,
-                CASE WHEN (coalesce((a.st).lifetime_revenue, 0)) IS DISTINCT FROM (coalesce((a.m).revenue, 0)) THEN (coalesce((a.m).revenue, 0))::text END),
-            ('lifetime_returned', true, (coalesce((a.st).lifetime_returned, 0)) IS DISTINCT FROM (coalesce((a.m).returned, 0)),
-                CASE WHEN (coalesce((a.st).lifetime_returned, 0)) IS DISTINCT FROM (coalesce((a.m).returned, 0)) THEN (coalesce((a.st).lifetime_returned, 0))::text END,
-                CASE WHEN (coalesce((a.st).lifetime_returned, 0)) IS DISTINCT FROM (coalesce((a.m).returned, 0)) THEN (coalesce((a.m).returned, 0))::text END),
-            ('orders_count', false, (coalesce((a.st).orders_count, 0)::bigint) IS DISTINCT FROM (coalesce((a.m).orders, 0)),
-                CASE WHEN (coalesce((a.st).orders_count, 0)::bigint) IS DISTINCT FROM (coalesce((a.m).orders, 0)) THEN (coalesce((a.st).orders_count, 0)::bigint)::text END,
-                CASE WHEN (coalesce((a.st).orders_count, 0)::bigint) IS DISTINCT FROM (coalesce((a.m).orders, 0)) THEN (coalesce((a.m).orders, 0))::text END),
-            ('open_items', true, (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce(it.open, 0)),
-                CASE WHEN (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce(it.open, 0)) THEN (coalesce((a.st).open_amount, 0))::text END,
-                CASE WHEN (coalesce((a.st).open_amount, 0)) IS DISTINCT FROM (coalesce(it.open, 0)) THEN (coalesce(it.open, 0))::text END),
-            ('balance = open - credit', true, (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.st).open_amount, 0) - coalesce((a.st).store_credit, 0)),
-                CASE WHEN (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.st).open_amount, 0) - coalesce((a.st).store_credit, 0)) THEN (coalesce((a.st).balance, 0))::text END,
-                CASE WHEN (coalesce((a.st).balance, 0)) IS DISTINCT FROM (coalesce((a.st).open_amount, 0) - coalesce((a.st).store_credit, 0)) THEN (coalesce((a.st).open_amount, 0) - coalesce((a.st).store_credit, 0))::text END),
-            ('next_due_at', false, ((a.st).next_due_at) IS DISTINCT FROM (it.next_due),
-                CASE WHEN ((a.st).next_due_at) IS DISTINCT FROM (it.next_due) THEN ((a.st).next_due_at)::text END,
-                CASE WHEN ((a.st).next_due_at) IS DISTINCT FROM (it.next_due) THEN (it.next_due)::text END),
-            ('paid_orders', false, (coalesce((a.st).paid_orders, 0)::bigint) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(p.paid_orders, 0) END),
-                CASE WHEN (coalesce((a.st).paid_orders, 0)::bigint) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(p.paid_orders, 0) END) THEN (coalesce((a.st).paid_orders, 0)::bigint)::text END,
-                CASE WHEN (coalesce((a.st).paid_orders, 0)::bigint) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(p.paid_orders, 0) END) THEN (CASE WHEN a.merged_away THEN 0 ELSE coalesce(p.paid_orders, 0) END)::text END),
-            ('dunning_level', false, (coalesce((a.st).dunning_level, 0)) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(n.level, 0) END),
-                CASE WHEN (coalesce((a.st).dunning_level, 0)) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(n.level, 0) END) THEN (coalesce((a.st).dunning_level, 0))::text END,
-                CASE WHEN (coalesce((a.st).dunning_level, 0)) IS DISTINCT FROM (CASE WHEN a.merged_away THEN 0 ELSE coalesce(n.level, 0) END) THEN (CASE WHEN a.merged_away THEN 0 ELSE coalesce(n.level, 0) END)::text END)
-        ) AS f(figure, is_money, differs, stored, recomputed)
-        WHERE f.differs
-        UNION ALL
-        -- history figures, on the surviving accounts only
-        SELECT a.customer_id, a.currency, f.figure, false, f.stored, f.recomputed
-        FROM accounts a
-        LEFT JOIN hist h ON h.customer_id OPERATOR(pg_catalog.=) a.customer_id AND h.currency OPERATOR(pg_catalog.=) a.currency
-        CROSS JOIN LATERAL (VALUES
-            ('first_order_at', false, ((a.st).first_order_at) IS DISTINCT FROM (h.first_order),
-                CASE WHEN ((a.st).first_order_at) IS DISTINCT FROM (h.first_order) THEN ((a.st).first_order_at)::text END,
-                CASE WHEN ((a.st).first_order_at) IS DISTINCT FROM (h.first_order) THEN (h.first_order)::text END),
-            ('last_purchase_at', false, ((a.st).last_purchase_at) IS DISTINCT FROM (h.last_purchase),
-                CASE WHEN ((a.st).last_purchase_at) IS DISTINCT FROM (h.last_purchase) THEN ((a.st).last_purchase_at)::text END,
-                CASE WHEN ((a.st).last_purchase_at) IS DISTINCT FROM (h.last_purchase) THEN (h.last_purchase)::text END),
-            ('last_webshop', false, ((a.st).last_webshop) IS DISTINCT FROM (h.last_webshop),
-                CASE WHEN ((a.st).last_webshop) IS DISTINCT FROM (h.last_webshop) THEN ((a.st).last_webshop)::text END,
-                CASE WHEN ((a.st).last_webshop) IS DISTINCT FROM (h.last_webshop) THEN (h.last_webshop)::text END),
-            ('last_store', false, ((a.st).last_store) IS DISTINCT FROM (h.last_store),
-                CASE WHEN ((a.st).last_store) IS DISTINCT FROM (h.last_store) THEN ((a.st).last_store)::text END,
-                CASE WHEN ((a.st).last_store) IS DISTINCT FROM (h.last_store) THEN (h.last_store)::text END),
-            ('last_marketplace', false, ((a.st).last_marketplace) IS DISTINCT FROM (h.last_marketplace),
-                CASE WHEN ((a.st).last_marketplace) IS DISTINCT FROM (h.last_marketplace) THEN ((a.st).last_marketplace)::text END,
-                CASE WHEN ((a.st).last_marketplace) IS DISTINCT FROM (h.last_marketplace) THEN (h.last_marketplace)::text END),
-            ('last_callcenter', false, ((a.st).last_callcenter) IS DISTINCT FROM (h.last_callcenter),
-                CASE WHEN ((a.st).last_callcenter) IS DISTINCT FROM (h.last_callcenter) THEN ((a.st).last_callcenter)::text END,
-                CASE WHEN ((a.st).last_callcenter) IS DISTINCT FROM (h.last_callcenter) THEN (h.last_callcenter)::text END),
-            ('last_app', false, ((a.st).last_app) IS DISTINCT FROM (h.last_app),
-                CASE WHEN ((a.st).last_app) IS DISTINCT FROM (h.last_app) THEN ((a.st).last_app)::text END,
-                CASE WHEN ((a.st).last_app) IS DISTINCT FROM (h.last_app) THEN (h.last_app)::text END),
-            ('last_event_at', false, ((a.st).last_event_at) IS DISTINCT FROM (h.last_event),
-                CASE WHEN ((a.st).last_event_at) IS DISTINCT FROM (h.last_event) THEN ((a.st).last_event_at)::text END,
-                CASE WHEN ((a.st).last_event_at) IS DISTINCT FROM (h.last_event) THEN (h.last_event)::text END)
-        ) AS f(figure, is_money, differs, stored, recomputed)
-        WHERE NOT a.merged_away AND f.differs
-        UNION ALL
-        -- the month ring (against account_period, which the ledger checks below)
-        -- and the customer facts copied onto every state row
-        SELECT a.customer_id, a.currency, f.figure, false, f.stored, f.recomputed
-        FROM accounts a
-        LEFT JOIN rings rg ON rg.customer_id OPERATOR(pg_catalog.=) a.customer_id
-                          AND rg.currency OPERATOR(pg_catalog.=) a.currency
-        CROSS JOIN LATERAL (VALUES
-            ('month_ring', false, (coalesce((a.st).month_ring, '{}')) IS DISTINCT FROM (coalesce(rg.ring, '{}')),
-                CASE WHEN (coalesce((a.st).month_ring, '{}')) IS DISTINCT FROM (coalesce(rg.ring, '{}')) THEN (coalesce((a.st).month_ring, '{}'))::text END,
-                CASE WHEN (coalesce((a.st).month_ring, '{}')) IS DISTINCT FROM (coalesce(rg.ring, '{}')) THEN (coalesce(rg.ring, '{}'))::text END),
-            ('merged_into', false, ((a.st).merged_into) IS DISTINCT FROM ((a.cust).merged_into),
-                CASE WHEN ((a.st).merged_into) IS DISTINCT FROM ((a.cust).merged_into) THEN ((a.st).merged_into)::text END,
-                CASE WHEN ((a.st).merged_into) IS DISTINCT FROM ((a.cust).merged_into) THEN ((a.cust).merged_into)::text END),
-            ('customer_blocked', false, ((a.st).customer_blocked) IS DISTINCT FROM ((a.cust).blocked),
-                CASE WHEN ((a.st).customer_blocked) IS DISTINCT FROM ((a.cust).blocked) THEN ((a.st).customer_blocked)::text END,
-                CASE WHEN ((a.st).customer_blocked) IS DISTINCT FROM ((a.cust).blocked) THEN ((a.cust).blocked)::text END),
-            ('customer_since', false, ((a.st).customer_since) IS DISTINCT FROM ((a.cust).customer_since),
-                CASE WHEN ((a.st).customer_since) IS DISTINCT FROM ((a.cust).customer_since) THEN ((a.st).customer_since)::text END,
-                CASE WHEN ((a.st).customer_since) IS DISTINCT FROM ((a.cust).customer_since) THEN ((a.cust).customer_since)::text END),
-            ('customer_language', false, ((a.st).customer_language) IS DISTINCT FROM ((a.cust).language),
-                CASE WHEN ((a.st).customer_language) IS DISTINCT FROM ((a.cust).language) THEN ((a.st).customer_language)::text END,
-                CASE WHEN ((a.st).customer_language) IS DISTINCT FROM ((a.cust).language) THEN ((a.cust).language)::text END),
-            ('customer_credit_limit', false, ((a.st).customer_credit_limit) IS DISTINCT FROM ((a.cust).credit_limit),
-                CASE WHEN ((a.st).customer_credit_limit) IS DISTINCT FROM ((a.cust).credit_limit) THEN ((a.st).customer_credit_limit)::text END,
-                CASE WHEN ((a.st).customer_credit_limit) IS DISTINCT FROM ((a.cust).credit_limit) THEN ((a.cust).credit_limit)::text END),
-            ('customer_group', false, ((a.st).customer_group) IS DISTINCT FROM ((a.cust).customer_group),
-                CASE WHEN ((a.st).customer_group) IS DISTINCT FROM ((a.cust).customer_group) THEN ((a.st).customer_group)::text END,
-                CASE WHEN ((a.st).customer_group) IS DISTINCT FROM ((a.cust).customer_group) THEN ((a.cust).customer_group)::text END)
-        ) AS f(figure, is_money, differs, stored, recomputed)
-        WHERE (a.st).customer_id IS NOT NULL AND f.differs
-        UNION ALL
-        -- the monthly counters of the surviving accounts
-        SELECT coalesce(ap.customer_id, mo.customer_id), coalesce(ap.currency, mo.currency), f.figure, f.is_money,
-               f.stored, f.recomputed
-        FROM @extschema@.account_period ap
-        FULL JOIN months mo ON mo.customer_id OPERATOR(pg_catalog.=) ap.customer_id
-                           AND mo.currency OPERATOR(pg_catalog.=) ap.currency AND mo.period OPERATOR(pg_catalog.=) ap.period
-        CROSS JOIN LATERAL (VALUES
-            ('period revenue', true, (coalesce(ap.revenue, 0)) IS DISTINCT FROM (coalesce(mo.revenue, 0)),
-                CASE WHEN (coalesce(ap.revenue, 0)) IS DISTINCT FROM (coalesce(mo.revenue, 0)) THEN (coalesce(ap.revenue, 0))::text END,
-                CASE WHEN (coalesce(ap.revenue, 0)) IS DISTINCT FROM (coalesce(mo.revenue, 0)) THEN (coalesce(mo.revenue, 0))::text END),
-            ('period purchased', true, (coalesce(ap.purchased, 0)) IS DISTINCT FROM (coalesce(mo.purchased, 0)),
-                CASE WHEN (coalesce(ap.purchased, 0)) IS DISTINCT FROM (coalesce(mo.purchased, 0)) THEN (coalesce(ap.purchased, 0))::text END,
-                CASE WHEN (coalesce(ap.purchased, 0)) IS DISTINCT FROM (coalesce(mo.purchased, 0)) THEN (coalesce(mo.purchased, 0))::text END),
-            ('period returned', true, (coalesce(ap.returned, 0)) IS DISTINCT FROM (coalesce(mo.returned, 0)),
-                CASE WHEN (coalesce(ap.returned, 0)) IS DISTINCT FROM (coalesce(mo.returned, 0)) THEN (coalesce(ap.returned, 0))::text END,
-                CASE WHEN (coalesce(ap.returned, 0)) IS DISTINCT FROM (coalesce(mo.returned, 0)) THEN (coalesce(mo.returned, 0))::text END),
-            ('period orders', false, (coalesce(ap.orders, 0)::bigint) IS DISTINCT FROM (coalesce(mo.orders, 0)),
-                CASE WHEN (coalesce(ap.orders, 0)::bigint) IS DISTINCT FROM (coalesce(mo.orders, 0)) THEN (coalesce(ap.orders, 0)::bigint)::text END,
-                CASE WHEN (coalesce(ap.orders, 0)::bigint) IS DISTINCT FROM (coalesce(mo.orders, 0)) THEN (coalesce(mo.orders, 0))::text END)
-        ) AS f(figure, is_money, differs, stored, recomputed)
-        WHERE f.differs
-    )
-    SELECT d.customer_id, d.currency,
-           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.stored::bigint, d.currency) END,
-           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.recomputed::bigint, d.currency) END,
-           d.figure,
-           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.stored::bigint, d.currency)::text
-                ELSE d.stored END,
-           CASE WHEN d.is_money THEN @extschema@.currency_amount_from_minor_units(d.recomputed::bigint, d.currency)::text
-                ELSE d.recomputed END
-    FROM (SELECT * FROM diffs UNION ALL SELECT * FROM @extschema@.channel_day_differences()) d
-    ORDER BY 1, 2, 5
+    SELECT v.customer_id, v.currency, v.stored, v.recomputed, v.figure, v.stored_value, v.recomputed_value
+    FROM (SELECT * FROM @extschema@.verify_balances_rebuild()
+          UNION ALL
+          SELECT d.customer_id, d.currency, NULL, NULL, d.figure, d.stored, d.recomputed
+          FROM @extschema@.channel_day_differences() d) v
+    ORDER BY v.customer_id, v.currency COLLATE "C", v.figure
 $$;
 REVOKE ALL ON FUNCTION @extschema@.verify_balances() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.verify_balances() IS

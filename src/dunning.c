@@ -19,11 +19,30 @@
  *	  before as_of 00:00 UTC, and its days overdue count from there, so the
  *	  answer for a date does not depend on the session's TimeZone.
  *
+ *	  The steps, each one set-wise over every account concerned:
+ *	    1. one read of the books (a sequential scan each of open_item,
+ *	       account_state and customer, in C; the query it answers is
+ *	       written out below): who gets a notice, who leaves dunning; the
+ *	       row versions (ctid) are kept
+ *	    2. the lock, by those row versions; an account whose row changed
+ *	       since 1 is looked up again by key
+ *	    3. only when something committed between 1 and 2 (the snapshots
+ *	       differ): the locked accounts read again and decided again
+ *	    4. the writes: levels reset, notices, new levels (by ctid: the rows
+ *	       are ours), the outbox from the notices just written, the fees
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -31,8 +50,11 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/numeric.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "currency.h"
@@ -47,6 +69,10 @@
 #define MAX_STEPS 16
 /* skipped accounts named in the NOTICE's detail */
 #define MAX_NAMED_SKIPS 10
+/* minor-unit digits the fee cache keeps (ISO 4217 has 0 to 4) */
+#define MAX_MINOR 18
+/* up to this many accounts to read again, one index lookup each; more: one scan */
+#define REREAD_BY_INDEX 1000
 
 /* the ladder, as read at the start of the run */
 typedef struct Ladder
@@ -55,7 +81,27 @@ typedef struct Ladder
 	char	   *actions[MAX_STEPS];
 	char	   *fee_major[MAX_STEPS];
 	int			nsteps;
+	/* each step's fee in minor units of a currency, computed once */
+	int64		fee[MAX_STEPS][MAX_MINOR + 1];
+	bool		fee_known[MAX_STEPS][MAX_MINOR + 1];
 } Ladder;
+
+/* an account as a read of the books found it */
+typedef struct Cand
+{
+	int64		customer_id;
+	char	   *currency;
+	bool		has_overdue;	/* undisputed receivables due before as_of */
+	int64		overdue;
+	TimestampTz oldest;
+	int32		level;
+	bool		has_last;
+	int32		last_day;
+	int32		cycle;
+	bool		has_customer;
+	char	   *group;
+	ItemPointerData tid;		/* the account_state row version read */
+} Cand;
 
 /* one notice the run decided to send */
 typedef struct Decision
@@ -67,37 +113,61 @@ typedef struct Decision
 	int64		overdue;
 	int64		fee;
 	char	   *action;
+	ItemPointerData tid;		/* the locked account_state row */
 } Decision;
 
-/* (customer_id, currency) pairs, as arrays for unnest() */
+/* (customer_id, currency) pairs, as arrays for unnest(), with their row versions */
 typedef struct KeyList
 {
 	int			n;
 	int			cap;
 	int64	   *customer_id;
 	char	  **currency;
+	ItemPointerData *tid;
+	int32	   *level;			/* dunning_level of the locked row */
 } KeyList;
 
-/*
- * What the ladder needs of every account with something overdue: the
- * undisputed receivables due before as_of 00:00 UTC ($1), summed per
- * customer and currency.  Read without locks.
- */
-#define CANDIDATES_ALL \
-	"SELECT i.customer_id, i.currency, i.overdue, i.oldest, s.dunning_level," \
-	"  s.dunned_at, s.dunning_cycle, c.customer_group" \
-	" FROM (SELECT customer_id, currency, sum(open)::bigint AS overdue, min(due_at) AS oldest" \
-	"       FROM customer_account.open_item" \
-	"       WHERE settled_at IS NULL AND NOT disputed AND kind <> 'prepayment'" \
-	"         AND due_at < $1 GROUP BY customer_id, currency) i" \
-	" JOIN customer_account.account_state s ON s.customer_id = i.customer_id AND s.currency = i.currency" \
-	" JOIN customer_account.customer c ON c.customer_id = i.customer_id" \
-	" ORDER BY i.customer_id, i.currency"
+/* what a snapshot sees: equal signatures see the same committed transactions */
+typedef struct SnapSig
+{
+	TransactionId xmin;
+	TransactionId xmax;
+	uint32		xcnt;
+	int32		subxcnt;
+	bool		suboverflowed;
+	TransactionId *xip;
+	TransactionId *subxip;
+} SnapSig;
 
-/* the same for the accounts named in $2, $3 (read after locking them) */
+/*
+ * Every account with something overdue (the undisputed receivables due
+ * before as_of 00:00 UTC, $1, summed per customer and currency) and every
+ * account in dunning, with its state and customer group, in key order.
+ * Read without locks.  read_accounts_to_decide() computes exactly this,
+ * with a sequential scan of each table:
+ *
+ *   SELECT x.customer_id, x.currency, x.overdue, x.oldest, x.dunning_level, x.dunned_at,
+ *          x.dunning_cycle, c.customer_group, c.customer_id IS NOT NULL, x.ctid
+ *   FROM (SELECT s.customer_id, s.currency, i.overdue, i.oldest, s.dunning_level, s.dunned_at,
+ *                s.dunning_cycle, s.ctid
+ *         FROM customer_account.account_state s
+ *         LEFT JOIN (SELECT customer_id, currency, sum(open)::bigint AS overdue, min(due_at) AS oldest
+ *                    FROM customer_account.open_item
+ *                    WHERE settled_at IS NULL AND NOT disputed AND kind <> 'prepayment'
+ *                      AND due_at < $1 GROUP BY customer_id, currency) i
+ *           ON i.customer_id = s.customer_id AND i.currency = s.currency
+ *         WHERE i.overdue IS NOT NULL OR s.dunning_level > 0) x
+ *   LEFT JOIN customer_account.customer c ON c.customer_id = x.customer_id
+ *   ORDER BY x.customer_id, x.currency
+ *
+ * An account with something overdue and a customer row is a candidate for
+ * a notice; one in dunning with nothing overdue leaves dunning.
+ */
+
+/* the same for the accounts named in $2, $3 (read again after locking them), few of them */
 #define CANDIDATES_OF_KEYS \
 	"SELECT k.c, k.cur, i.overdue, i.oldest, s.dunning_level," \
-	"  s.dunned_at, s.dunning_cycle, c.customer_group" \
+	"  s.dunned_at, s.dunning_cycle, c.customer_group, true, s.ctid" \
 	" FROM unnest($2::bigint[], $3::text[]) AS k(c, cur)" \
 	" JOIN customer_account.account_state s ON s.customer_id = k.c AND s.currency = k.cur" \
 	" JOIN customer_account.customer c ON c.customer_id = k.c" \
@@ -108,12 +178,39 @@ typedef struct KeyList
 	" WHERE i.overdue IS NOT NULL" \
 	" ORDER BY k.c, k.cur"
 
+/* ... and many of them: the overdue sums of one scan, joined */
+#define CANDIDATES_OF_MANY_KEYS \
+	"SELECT k.c, k.cur, i.overdue, i.oldest, s.dunning_level," \
+	"  s.dunned_at, s.dunning_cycle, c.customer_group, true, s.ctid" \
+	" FROM unnest($2::bigint[], $3::text[]) AS k(c, cur)" \
+	" JOIN customer_account.account_state s ON s.customer_id = k.c AND s.currency = k.cur" \
+	" JOIN customer_account.customer c ON c.customer_id = k.c" \
+	" JOIN (SELECT customer_id, currency, sum(open)::bigint AS overdue, min(due_at) AS oldest" \
+	"       FROM customer_account.open_item" \
+	"       WHERE settled_at IS NULL AND NOT disputed AND kind <> 'prepayment'" \
+	"         AND due_at < $1 GROUP BY customer_id, currency) i" \
+	"   ON i.customer_id = k.c AND i.currency = k.cur" \
+	" ORDER BY k.c, k.cur"
+
 /* nothing overdue any more (as of $1): the account leaves dunning */
 #define NOTHING_OVERDUE \
 	" s.dunning_level > 0 AND NOT EXISTS (SELECT 1 FROM customer_account.open_item i" \
 	"   WHERE i.customer_id = s.customer_id AND i.currency = s.currency" \
 	"     AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment'" \
 	"     AND i.due_at < $1)"
+
+/* a tid datum (pass by reference) and back */
+static inline ItemPointer
+tid_of_datum(Datum d)
+{
+	return (ItemPointer) DatumGetPointer(d);
+}
+
+static inline Datum
+datum_of_tid(ItemPointer tid)
+{
+	return PointerGetDatum(tid);
+}
 
 static void
 put_notice_row(ReturnSetInfo *rsinfo, int64 customer_id, const char *currency, int32 level,
@@ -155,7 +252,7 @@ date_text(DateADT d)
 }
 
 static void
-keys_add(KeyList *k, int64 customer_id, char *currency)
+keys_add(KeyList *k, int64 customer_id, char *currency, ItemPointer tid, int32 level)
 {
 	if (k->n == k->cap)
 	{
@@ -164,9 +261,18 @@ keys_add(KeyList *k, int64 customer_id, char *currency)
 			: palloc(sizeof(int64) * k->cap);
 		k->currency = k->currency ? repalloc(k->currency, sizeof(char *) * k->cap)
 			: palloc(sizeof(char *) * k->cap);
+		k->tid = k->tid ? repalloc(k->tid, sizeof(ItemPointerData) * k->cap)
+			: palloc(sizeof(ItemPointerData) * k->cap);
+		k->level = k->level ? repalloc(k->level, sizeof(int32) * k->cap)
+			: palloc(sizeof(int32) * k->cap);
 	}
 	k->customer_id[k->n] = customer_id;
 	k->currency[k->n] = currency;
+	if (tid)
+		ItemPointerCopy(tid, &k->tid[k->n]);
+	else
+		ItemPointerSetInvalid(&k->tid[k->n]);
+	k->level[k->n] = level;
 	k->n++;
 }
 
@@ -205,6 +311,28 @@ key_index_cmp(const void *a, const void *b, void *arg)
 	return key_cmp(k->customer_id[i], k->currency[i], k->customer_id[j], k->currency[j]);
 }
 
+/* the position of a key in a list sorted by key, or -1 */
+static int
+keys_find(const KeyList *k, int64 customer_id, const char *currency)
+{
+	int			lo = 0,
+				hi = k->n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int			c = key_cmp(k->customer_id[mid], k->currency[mid], customer_id, currency);
+
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
 /* a dunning fee of the ladder in minor units of a currency */
 static int64
 fee_units(const char *fee_major, int32 minor)
@@ -218,49 +346,78 @@ fee_units(const char *fee_major, int32 minor)
 											 DirectFunctionCall2(numeric_round, scaled, Int32GetDatum(0))));
 }
 
+static int64
+step_fee(Ladder *ladder, int st, int32 minor)
+{
+	if (minor < 0 || minor > MAX_MINOR)
+		return fee_units(ladder->fee_major[st], minor);
+	if (!ladder->fee_known[st][minor])
+	{
+		ladder->fee[st][minor] = fee_units(ladder->fee_major[st], minor);
+		ladder->fee_known[st][minor] = true;
+	}
+	return ladder->fee[st][minor];
+}
+
+/* the rows of SPI_tuptable (the columns of CANDIDATES_OF_KEYS) */
+static Cand *
+read_cands(int *ncand)
+{
+	int			n = (int) SPI_processed;
+	Cand	   *c = palloc(sizeof(Cand) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		d;
+
+		c[i].customer_id = ca_get_int64(i, 1, NULL);
+		c[i].currency = ca_get_text(i, 2);
+		c[i].overdue = ca_get_int64(i, 3, &isnull);
+		c[i].has_overdue = !isnull;
+		c[i].oldest = ca_get_timestamptz(i, 4, NULL);
+		c[i].level = ca_get_int32(i, 5, NULL);
+		d = ca_get_datum(i, 6, &isnull);
+		c[i].has_last = !isnull;
+		c[i].last_day = isnull ? 0 : (int32) DatumGetDateADT(d);
+		c[i].cycle = ca_get_int32(i, 7, NULL);
+		c[i].group = ca_get_text(i, 8);
+		c[i].has_customer = ca_get_bool(i, 9, NULL);
+		d = ca_get_datum(i, 10, &isnull);
+		if (isnull)
+			ItemPointerSetInvalid(&c[i].tid);
+		else
+			ItemPointerCopy(tid_of_datum(d), &c[i].tid);
+	}
+	*ncand = n;
+	return c;
+}
+
 /*
- * The ladder decides, in C, for every candidate row of SPI_tuptable (the
- * columns of CANDIDATES_ALL); returns the notices to send.
+ * The ladder decides, in C, for every account with something overdue and
+ * a customer row; returns the notices to send, in the candidates' order.
  */
 static Decision *
-decide(const Ladder *ladder, DateADT as_of, TimestampTz as_of_ts, int *ndecided)
+decide(Ladder *ladder, const Cand *cands, int ncand, DateADT as_of, TimestampTz as_of_ts, int *ndecided)
 {
-	SPITupleTable *cands = SPI_tuptable;
-	int			ncand = (int) SPI_processed;
 	Decision   *out = palloc(sizeof(Decision) * Max(ncand, 1));
 	int			n = 0;
 
 	for (int i = 0; i < ncand; i++)
 	{
-		int64		customer_id;
-		char	   *currency;
-		int64		overdue;
-		TimestampTz oldest;
+		const Cand *c = &cands[i];
 		int32		level;
-		int32		last_day = 0;
-		bool		has_last;
-		bool		isnull;
 		int32		minor;
 		int64		tolerance;
 		const CreditPolicyConf *pol;
-		char	   *group;
-		Datum		d;
 
-		SPI_tuptable = cands;
-		customer_id = ca_get_int64(i, 1, NULL);
-		currency = ca_get_text(i, 2);
-		overdue = ca_get_int64(i, 3, NULL);
-		oldest = ca_get_timestamptz(i, 4, NULL);
-		d = ca_get_datum(i, 6, &isnull);
-		has_last = !isnull;
-		if (has_last)
-			last_day = (int32) DatumGetDateADT(d);
-		group = ca_get_text(i, 8);
-		minor = currency_minor_units(currency_pack(currency, 3));
-		pol = ca_credit_policy(-1, group, currency);
+		if (!c->has_overdue || !c->has_customer)
+			continue;
+		minor = currency_minor_units(currency_pack(c->currency, 3));
+		pol = ca_credit_policy(-1, c->group, c->currency);
 		tolerance = ca_conf_to_units(pol->overdue_tolerance, minor);
-		level = dunning_next_level(ca_get_int32(i, 5, NULL), last_day, has_last, (int32) as_of,
-								   ca_days_between(as_of_ts, oldest, "days overdue"), overdue, tolerance,
+		level = dunning_next_level(c->level, c->last_day, c->has_last, (int32) as_of,
+								   ca_days_between(as_of_ts, c->oldest, "days overdue"), c->overdue, tolerance,
 								   ladder->steps, ladder->nsteps);
 		if (level <= 0)
 			continue;
@@ -269,32 +426,66 @@ decide(const Ladder *ladder, DateADT as_of, TimestampTz as_of_ts, int *ndecided)
 		for (int st = 0; st < ladder->nsteps; st++)
 			if (ladder->steps[st].level == level)
 			{
-				out[n].fee = fee_units(ladder->fee_major[st], minor);
+				out[n].fee = step_fee(ladder, st, minor);
 				out[n].action = ladder->actions[st];
 			}
-		out[n].customer_id = customer_id;
-		out[n].currency = currency;
+		out[n].customer_id = c->customer_id;
+		out[n].currency = c->currency;
 		out[n].level = level;
-		out[n].cycle = ca_get_int32(i, 7, NULL);
-		out[n].overdue = overdue;
+		out[n].cycle = c->cycle;
+		out[n].overdue = c->overdue;
+		out[n].tid = c->tid;
 		n++;
 	}
-	SPI_tuptable = cands;
 	*ndecided = n;
 	return out;
 }
 
+/* the locked rows of SPI_tuptable (customer_id, currency, dunning_level, ctid) added to a list */
+static void
+add_locked(KeyList *locked)
+{
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = ca_get_datum(i, 4, &isnull);
+
+		keys_add(locked, ca_get_int64(i, 1, NULL), ca_get_text(i, 2), tid_of_datum(d),
+				 ca_get_int32(i, 3, NULL));
+	}
+}
+
+/* a key list sorted by key */
+static void
+keys_sort(KeyList *k)
+{
+	int		   *order;
+	KeyList		sorted = {0};
+
+	if (k->n < 2)
+		return;
+	order = palloc(sizeof(int) * k->n);
+	for (int i = 0; i < k->n; i++)
+		order[i] = i;
+	qsort_arg(order, k->n, sizeof(int), key_index_cmp, k);
+	for (int i = 0; i < k->n; i++)
+		keys_add(&sorted, k->customer_id[order[i]], k->currency[order[i]], &k->tid[order[i]], k->level[order[i]]);
+	*k = sorted;
+}
+
 /*
  * Lock the wanted account rows in (customer_id, currency) order, skipping
- * those another transaction holds; returns the locked ones and raises a
- * NOTICE naming the skipped ones.
+ * those another transaction holds; returns the locked ones, sorted by key,
+ * with their dunning levels and row versions, and raises a NOTICE naming
+ * the skipped ones.  The rows are found by the versions the run read (a
+ * TID scan); a row whose version is gone (updated and committed since) is
+ * looked for again by key.
  */
 static KeyList
 lock_accounts(KeyList *wanted, DateADT as_of)
 {
 	KeyList		locked = {0};
-	Oid			types[2] = {INT8ARRAYOID, TEXTARRAYOID};
-	Datum		args[2];
+	KeyList		again = {0};
 	int		   *order;
 	int			skipped = 0;
 	StringInfoData names;
@@ -302,32 +493,72 @@ lock_accounts(KeyList *wanted, DateADT as_of)
 
 	if (wanted->n == 0)
 		return locked;
-	keys_args(wanted, &args[0], &args[1]);
-	if (SPI_execute_with_args("SELECT s.customer_id, s.currency FROM customer_account.account_state s"
-							  " JOIN unnest($1, $2) AS k(c, cur) ON s.customer_id = k.c AND s.currency = k.cur"
-							  " ORDER BY s.customer_id, s.currency FOR UPDATE OF s SKIP LOCKED",
-							  2, types, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock the accounts to dun");
-	for (uint64 i = 0; i < SPI_processed; i++)
-		keys_add(&locked, ca_get_int64(i, 1, NULL), ca_get_text(i, 2));
+	{
+		Oid			types[1] = {TIDARRAYOID};
+		Datum		args[1];
+		Datum	   *tids = palloc(sizeof(Datum) * wanted->n);
 
-	/* which were skipped: both lists in key order, compared side by side */
+		for (int i = 0; i < wanted->n; i++)
+			tids[i] = datum_of_tid(&wanted->tid[i]);
+		args[0] = PointerGetDatum(construct_array(tids, wanted->n, TIDOID, sizeof(ItemPointerData), false,
+												  TYPALIGN_SHORT));
+		if (SPI_execute_with_args("SELECT s.customer_id, s.currency, s.dunning_level, s.ctid"
+								  " FROM customer_account.account_state s WHERE s.ctid = ANY ($1)"
+								  " ORDER BY s.customer_id, s.currency FOR UPDATE OF s SKIP LOCKED",
+								  1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock the accounts to dun");
+		add_locked(&locked);
+	}
+
+	/* the wanted ones in key order, beside the locked ones */
 	order = palloc(sizeof(int) * wanted->n);
 	for (int i = 0; i < wanted->n; i++)
 		order[i] = i;
 	qsort_arg(order, wanted->n, sizeof(int), key_index_cmp, wanted);
-	initStringInfo(&names);
 	for (int i = 0; i < wanted->n; i++)
 	{
 		int64		id = wanted->customer_id[order[i]];
 		const char *cur = wanted->currency[order[i]];
 
+		if (i > 0 && key_cmp(wanted->customer_id[order[i - 1]], wanted->currency[order[i - 1]], id, cur) == 0)
+			continue;			/* named twice */
 		while (j < locked.n && key_cmp(locked.customer_id[j], locked.currency[j], id, cur) < 0)
 			j++;
 		if (j < locked.n && key_cmp(locked.customer_id[j], locked.currency[j], id, cur) == 0)
 			continue;
-		if (i > 0 && key_cmp(wanted->customer_id[order[i - 1]], wanted->currency[order[i - 1]], id, cur) == 0)
-			continue;			/* named twice */
+		keys_add(&again, id, (char *) cur, NULL, 0);
+	}
+	if (again.n > 0)
+	{
+		Oid			types[2] = {INT8ARRAYOID, TEXTARRAYOID};
+		Datum		args[2];
+
+		keys_args(&again, &args[0], &args[1]);
+		if (SPI_execute_with_args("SELECT s.customer_id, s.currency, s.dunning_level, s.ctid"
+								  " FROM customer_account.account_state s"
+								  " JOIN unnest($1, $2) AS k(c, cur) ON s.customer_id = k.c AND s.currency = k.cur"
+								  " ORDER BY s.customer_id, s.currency FOR UPDATE OF s SKIP LOCKED",
+								  2, types, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock the accounts to dun");
+		if (SPI_processed > 0)
+		{
+			add_locked(&locked);
+			keys_sort(&locked);
+		}
+	}
+
+	/* which were skipped: both lists in key order, compared side by side */
+	initStringInfo(&names);
+	j = 0;
+	for (int i = 0; i < again.n; i++)
+	{
+		int64		id = again.customer_id[i];
+		const char *cur = again.currency[i];
+
+		while (j < locked.n && key_cmp(locked.customer_id[j], locked.currency[j], id, cur) < 0)
+			j++;
+		if (j < locked.n && key_cmp(locked.customer_id[j], locked.currency[j], id, cur) == 0)
+			continue;
 		if (skipped < MAX_NAMED_SKIPS)
 			appendStringInfo(&names, "%scustomer " INT64_FORMAT " in %s", skipped > 0 ? ", " : "", id, cur);
 		else if (skipped == MAX_NAMED_SKIPS)
@@ -343,6 +574,367 @@ lock_accounts(KeyList *wanted, DateADT as_of)
 	return locked;
 }
 
+static int
+xid_cmp(const void *a, const void *b)
+{
+	TransactionId x = *(const TransactionId *) a;
+	TransactionId y = *(const TransactionId *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* the transactions a snapshot sees as completed, in a form to compare */
+static void
+snap_sig(Snapshot snap, SnapSig *sig)
+{
+	sig->xmin = snap->xmin;
+	sig->xmax = snap->xmax;
+	sig->xcnt = snap->xcnt;
+	sig->subxcnt = snap->subxcnt;
+	sig->suboverflowed = snap->suboverflowed;
+	sig->xip = palloc(sizeof(TransactionId) * Max(snap->xcnt, 1));
+	sig->subxip = palloc(sizeof(TransactionId) * Max(snap->subxcnt, 1));
+	memcpy(sig->xip, snap->xip, sizeof(TransactionId) * snap->xcnt);
+	memcpy(sig->subxip, snap->subxip, sizeof(TransactionId) * Max(snap->subxcnt, 0));
+	qsort(sig->xip, sig->xcnt, sizeof(TransactionId), xid_cmp);
+	if (sig->subxcnt > 0)
+		qsort(sig->subxip, sig->subxcnt, sizeof(TransactionId), xid_cmp);
+}
+
+/*
+ * Did anything commit (or end) between the two snapshots?  Snapshots taken
+ * at two moments see the same data when no transaction ended in between;
+ * then neither did any between them.
+ */
+static bool
+snap_sig_equal(const SnapSig *a, const SnapSig *b)
+{
+	return a->xmin == b->xmin && a->xmax == b->xmax && a->xcnt == b->xcnt && a->subxcnt == b->subxcnt
+		&& a->suboverflowed == b->suboverflowed
+		&& memcmp(a->xip, b->xip, sizeof(TransactionId) * a->xcnt) == 0
+		&& (a->subxcnt <= 0 || memcmp(a->subxip, b->subxip, sizeof(TransactionId) * a->subxcnt) == 0);
+}
+
+/* text of an amount in minor units, as currency_amount_from_minor_units(units, currency)::text */
+static Datum
+amount_text(int64 units, const char *currency)
+{
+	return CStringGetTextDatum(currency_amount_to_cstring(make_currency_amount(units,
+																			   currency_lookup_or_error(currency, strlen(currency)))));
+}
+
+/* ------------------------------------------------------------------------
+ * Phase 1 in C: the accounts to decide (the query above), read with one
+ * sequential scan of open_item, account_state and customer each.
+ * ------------------------------------------------------------------------
+ */
+
+/* the overdue sum of one (customer, currency) */
+typedef struct OverdueKey
+{
+	int64		customer_id;
+	int32		cur;			/* interned currency */
+} OverdueKey;
+
+typedef struct OverdueEnt
+{
+	OverdueKey	key;
+	int64		overdue;
+	TimestampTz oldest;
+	char		status;
+} OverdueEnt;
+
+static inline uint32
+overdue_key_hash(OverdueKey k)
+{
+	uint64		h = (uint64) k.customer_id * UINT64CONST(0x9E3779B97F4A7C15) + (uint64) k.cur;
+
+	h ^= h >> 33;
+	h *= UINT64CONST(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	return (uint32) h;
+}
+
+#define SH_PREFIX overdue
+#define SH_ELEMENT_TYPE OverdueEnt
+#define SH_KEY_TYPE OverdueKey
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) overdue_key_hash(k)
+#define SH_EQUAL(tb, a, b) ((a).customer_id == (b).customer_id && (a).cur == (b).cur)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* currencies seen, bytewise */
+typedef struct CurTable
+{
+	char	  **text;
+	int		   *len;
+	int			n;
+	int			cap;
+	int			last;
+} CurTable;
+
+static int
+cur_intern(CurTable *t, const char *s, int len)
+{
+	if (t->last >= 0 && t->len[t->last] == len && memcmp(t->text[t->last], s, len) == 0)
+		return t->last;
+	for (int i = 0; i < t->n; i++)
+		if (t->len[i] == len && memcmp(t->text[i], s, len) == 0)
+			return t->last = i;
+	if (t->n == t->cap)
+	{
+		t->cap = Max(8, t->cap * 2);
+		t->text = t->text ? repalloc(t->text, sizeof(char *) * t->cap) : palloc(sizeof(char *) * t->cap);
+		t->len = t->len ? repalloc(t->len, sizeof(int) * t->cap) : palloc(sizeof(int) * t->cap);
+	}
+	t->text[t->n] = pnstrdup(s, len);
+	t->len[t->n] = len;
+	return t->last = t->n++;
+}
+
+static int
+cur_of_datum(CurTable *t, Datum d)
+{
+	struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+
+	return cur_intern(t, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+}
+
+static bool
+text_datum_is(Datum d, const char *s)
+{
+	struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+
+	return VARSIZE_ANY_EXHDR(v) == strlen(s) && memcmp(VARDATA_ANY(v), s, strlen(s)) == 0;
+}
+
+/* a table of the extension's schema, its columns by name */
+typedef struct ScanTable
+{
+	Relation	rel;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	AttrNumber	maxatt;
+} ScanTable;
+
+static void
+scan_open(ScanTable *t, const char *name, Snapshot snap)
+{
+	Oid			relid = get_relname_relid(name, get_namespace_oid("customer_account", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "dunning: table customer_account.%s is missing", name);
+	t->rel = table_open(relid, AccessShareLock);
+	t->scan = table_beginscan(t->rel, snap, 0, NULL);
+	t->slot = table_slot_create(t->rel, NULL);
+	t->maxatt = 0;
+}
+
+static AttrNumber
+scan_col(ScanTable *t, const char *name, Oid type)
+{
+	TupleDesc	td = RelationGetDescr(t->rel);
+
+	for (int i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(td, i);
+
+		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
+			continue;
+		if (att->atttypid != type)
+			elog(ERROR, "dunning: column %s.%s has type %s, expected %s", RelationGetRelationName(t->rel), name,
+				 format_type_be(att->atttypid), format_type_be(type));
+		t->maxatt = Max(t->maxatt, i + 1);
+		return i + 1;
+	}
+	elog(ERROR, "dunning: column %s.%s is missing", RelationGetRelationName(t->rel), name);
+	return InvalidAttrNumber;	/* keep compiler quiet */
+}
+
+static inline bool
+scan_next(ScanTable *t)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (!table_scan_getnextslot(t->scan, ForwardScanDirection, t->slot))
+		return false;
+	slot_getsomeattrs(t->slot, t->maxatt);
+	return true;
+}
+
+static void
+scan_close(ScanTable *t)
+{
+	ExecDropSingleTupleTableSlot(t->slot);
+	table_endscan(t->scan);
+	table_close(t->rel, NoLock);	/* the lock stays until the end of the transaction, as a query's */
+}
+
+#define SCOL(t, c) ((t)->slot->tts_values[(c) - 1])
+#define SNUL(t, c) ((t)->slot->tts_isnull[(c) - 1])
+
+static int
+cand_cmp(const void *a, const void *b)
+{
+	const Cand *x = (const Cand *) a;
+	const Cand *y = (const Cand *) b;
+
+	return key_cmp(x->customer_id, x->currency, y->customer_id, y->currency);
+}
+
+/*
+ * Every account with something overdue and every account in dunning, as
+ * the query above returns them, read with the snapshot given.
+ */
+static Cand *
+read_accounts_to_decide(Snapshot snap, TimestampTz as_of_ts, int *ncand)
+{
+	ScanTable	t;
+	CurTable	curs = {NULL, NULL, 0, 0, -1};
+	overdue_hash *overdue = overdue_create(CurrentMemoryContext, 1024, NULL);
+	Cand	   *c;
+	int			n = 0;
+	int			cap = 1024;
+
+	/* the undisputed receivables due before as_of, summed per account */
+	{
+		AttrNumber	c_id,
+					c_cur,
+					c_kind,
+					c_open,
+					c_due,
+					c_settled,
+					c_disputed;
+
+		scan_open(&t, "open_item", snap);
+		c_id = scan_col(&t, "customer_id", INT8OID);
+		c_cur = scan_col(&t, "currency", TEXTOID);
+		c_kind = scan_col(&t, "kind", TEXTOID);
+		c_open = scan_col(&t, "open", INT8OID);
+		c_due = scan_col(&t, "due_at", TIMESTAMPTZOID);
+		c_settled = scan_col(&t, "settled_at", TIMESTAMPTZOID);
+		c_disputed = scan_col(&t, "disputed", BOOLOID);
+		while (scan_next(&t))
+		{
+			OverdueKey	key;
+			OverdueEnt *e;
+			bool		found;
+			TimestampTz due;
+
+			if (!SNUL(&t, c_settled) || SNUL(&t, c_disputed) || DatumGetBool(SCOL(&t, c_disputed))
+				|| text_datum_is(SCOL(&t, c_kind), "prepayment"))
+				continue;
+			due = DatumGetTimestampTz(SCOL(&t, c_due));
+			if (!(due < as_of_ts))
+				continue;
+			key.customer_id = DatumGetInt64(SCOL(&t, c_id));
+			key.cur = cur_of_datum(&curs, SCOL(&t, c_cur));
+			e = overdue_insert(overdue, key, &found);
+			if (!found)
+			{
+				e->overdue = 0;
+				e->oldest = due;
+			}
+			if (pg_add_s64_overflow(e->overdue, DatumGetInt64(SCOL(&t, c_open)), &e->overdue))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("bigint out of range")));
+			if (due < e->oldest)
+				e->oldest = due;
+		}
+		scan_close(&t);
+	}
+
+	/* the account states with something overdue or in dunning */
+	c = palloc(sizeof(Cand) * cap);
+	{
+		AttrNumber	c_id,
+					c_cur,
+					c_level,
+					c_dunned,
+					c_cycle;
+
+		scan_open(&t, "account_state", snap);
+		c_id = scan_col(&t, "customer_id", INT8OID);
+		c_cur = scan_col(&t, "currency", TEXTOID);
+		c_level = scan_col(&t, "dunning_level", INT4OID);
+		c_dunned = scan_col(&t, "dunned_at", DATEOID);
+		c_cycle = scan_col(&t, "dunning_cycle", INT4OID);
+		while (scan_next(&t))
+		{
+			OverdueKey	key;
+			OverdueEnt *e;
+			int32		level = SNUL(&t, c_level) ? 0 : DatumGetInt32(SCOL(&t, c_level));
+			Cand	   *x;
+
+			key.customer_id = DatumGetInt64(SCOL(&t, c_id));
+			key.cur = cur_of_datum(&curs, SCOL(&t, c_cur));
+			e = overdue_lookup(overdue, key);
+			if (e == NULL && !(level > 0))
+				continue;
+			if (n == cap)
+			{
+				cap *= 2;
+				c = repalloc_huge(c, sizeof(Cand) * cap);
+			}
+			x = &c[n++];
+			x->customer_id = key.customer_id;
+			x->currency = curs.text[key.cur];
+			x->has_overdue = e != NULL;
+			x->overdue = e ? e->overdue : 0;
+			x->oldest = e ? e->oldest : 0;
+			x->level = level;
+			x->has_last = !SNUL(&t, c_dunned);
+			x->last_day = x->has_last ? (int32) DatumGetDateADT(SCOL(&t, c_dunned)) : 0;
+			x->cycle = SNUL(&t, c_cycle) ? 0 : DatumGetInt32(SCOL(&t, c_cycle));
+			x->has_customer = false;
+			x->group = NULL;
+			ItemPointerCopy(&t.slot->tts_tid, &x->tid);
+		}
+		scan_close(&t);
+	}
+	qsort(c, n, sizeof(Cand), cand_cmp);
+
+	/* their customers' groups (the list is in customer_id order) */
+	if (n > 0)
+	{
+		AttrNumber	c_id,
+					c_group;
+
+		scan_open(&t, "customer", snap);
+		c_id = scan_col(&t, "customer_id", INT8OID);
+		c_group = scan_col(&t, "customer_group", TEXTOID);
+		while (scan_next(&t))
+		{
+			int64		id = DatumGetInt64(SCOL(&t, c_id));
+			int			lo = 0,
+						hi = n;
+
+			/* the first account of the customer */
+			while (lo < hi)
+			{
+				int			mid = lo + (hi - lo) / 2;
+
+				if (c[mid].customer_id < id)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			for (; lo < n && c[lo].customer_id == id; lo++)
+			{
+				c[lo].has_customer = true;
+				c[lo].group = SNUL(&t, c_group) ? NULL : TextDatumGetCString(SCOL(&t, c_group));
+			}
+		}
+		scan_close(&t);
+	}
+	overdue_destroy(overdue);
+	*ncand = n;
+	return c;
+}
+
 PG_FUNCTION_INFO_V1(dunning_run);
 Datum
 dunning_run(PG_FUNCTION_ARGS)
@@ -352,14 +944,18 @@ dunning_run(PG_FUNCTION_ARGS)
 	TimestampTz as_of_ts;
 	Oid			dtype[1] = {DATEOID};
 	Datum		dval[1];
-	Oid			ttype[1] = {TIMESTAMPTZOID};
-	Datum		tval[1];
 	bool		isnull;
-	Ladder		ladder;
+	Ladder	   *ladder;
 	KeyList		wanted = {0};
 	KeyList		locked;
+	KeyList		leaving = {0};
+	Cand	   *cands;
+	int			ncand;
 	Decision   *dec;
 	int			ndec;
+	Snapshot	snap;
+	SnapSig		before;
+	SnapSig		after;
 	MemoryContext loopcxt;
 	MemoryContext oldcxt;
 	int			notices = 0;
@@ -380,7 +976,6 @@ dunning_run(PG_FUNCTION_ARGS)
 					 errmsg("dunning date out of range")));
 	}
 	dval[0] = DateADTGetDatum(as_of);
-	tval[0] = TimestampTzGetDatum(as_of_ts);
 
 	ca_connect();
 	/* one dunning run at a time */
@@ -414,60 +1009,110 @@ dunning_run(PG_FUNCTION_ARGS)
 	if (SPI_execute("SELECT level, days_overdue, delay_days, fee::text, action FROM customer_account.dunning_level"
 					" ORDER BY level", true, MAX_STEPS) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the dunning levels");
-	ladder.nsteps = (int) SPI_processed;
-	for (int i = 0; i < ladder.nsteps; i++)
+	ladder = palloc0(sizeof(Ladder));
+	ladder->nsteps = (int) SPI_processed;
+	for (int i = 0; i < ladder->nsteps; i++)
 	{
-		ladder.steps[i].level = ca_get_int32(i, 1, NULL);
-		ladder.steps[i].days_overdue = ca_get_int32(i, 2, NULL);
-		ladder.steps[i].delay_days = ca_get_int32(i, 3, NULL);
-		ladder.steps[i].fee = 0;
-		ladder.fee_major[i] = ca_get_text(i, 4);
-		ladder.actions[i] = ca_get_text(i, 5);
+		ladder->steps[i].level = ca_get_int32(i, 1, NULL);
+		ladder->steps[i].days_overdue = ca_get_int32(i, 2, NULL);
+		ladder->steps[i].delay_days = ca_get_int32(i, 3, NULL);
+		ladder->steps[i].fee = 0;
+		ladder->fee_major[i] = ca_get_text(i, 4);
+		ladder->actions[i] = ca_get_text(i, 5);
 	}
 
 	/*
 	 * Phase 1, no locks: who leaves dunning (paid or disputed, nothing
-	 * overdue any more) and who gets a notice.
+	 * overdue any more) and who gets a notice.  What committed transactions
+	 * the read saw is noted (a snapshot taken just before it).
 	 */
-	if (SPI_execute_with_args("SELECT s.customer_id, s.currency FROM customer_account.account_state s"
-							  " WHERE" NOTHING_OVERDUE,
-							  1, ttype, tval, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the accounts leaving dunning");
-	for (uint64 i = 0; i < SPI_processed; i++)
-		keys_add(&wanted, ca_get_int64(i, 1, NULL), ca_get_text(i, 2));
-	if (SPI_execute_with_args(CANDIDATES_ALL, 1, ttype, tval, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read overdue items");
-	dec = decide(&ladder, as_of, as_of_ts, &ndec);
-	SPI_freetuptable(SPI_tuptable);
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	snap_sig(snap, &before);
+	cands = read_accounts_to_decide(snap, as_of_ts, &ncand);
+	UnregisterSnapshot(snap);
+	for (int i = 0; i < ncand; i++)
+		if (!cands[i].has_overdue && cands[i].level > 0)
+		{
+			keys_add(&wanted, cands[i].customer_id, cands[i].currency, &cands[i].tid, cands[i].level);
+			keys_add(&leaving, cands[i].customer_id, cands[i].currency, &cands[i].tid, cands[i].level);
+		}
+	dec = decide(ladder, cands, ncand, as_of, as_of_ts, &ndec);
 	for (int i = 0; i < ndec; i++)
-		keys_add(&wanted, dec[i].customer_id, dec[i].currency);
+		keys_add(&wanted, dec[i].customer_id, dec[i].currency, &dec[i].tid, 0);
 
 	/*
 	 * Phase 2, the writes: lock exactly those rows (SKIP LOCKED: a till
 	 * holding one now is not waited for), then decide them again from what
-	 * is committed now, since a payment may have come in meanwhile.
+	 * is committed now, since a payment may have come in meanwhile: unless
+	 * nothing committed since the read (the snapshots see the same), when
+	 * reading again would find what the first read found.
 	 */
 	locked = lock_accounts(&wanted, as_of);
-	if (locked.n > 0)
+	snap_sig(GetLatestSnapshot(), &after);
+	if (locked.n == 0)
+		ndec = 0;
+	else if (snap_sig_equal(&before, &after))
+	{
+		/* the decisions and the accounts leaving dunning, of the locked accounts */
+		KeyList		reset = {0};
+		int			n = 0;
+
+		for (int i = 0; i < leaving.n; i++)
+			if (keys_find(&locked, leaving.customer_id[i], leaving.currency[i]) >= 0)
+				keys_add(&reset, leaving.customer_id[i], leaving.currency[i], NULL, 0);
+		leaving = reset;
+		for (int i = 0; i < ndec; i++)
+		{
+			int			at = keys_find(&locked, dec[i].customer_id, dec[i].currency);
+
+			if (at < 0)
+				continue;
+			dec[n] = dec[i];
+			dec[n].tid = locked.tid[at];
+			n++;
+		}
+		ndec = n;
+	}
+	else
+	{
+		/* read again: every locked account in dunning may leave it, every locked one be dunned */
+		KeyList		reset = {0};
+
+		for (int i = 0; i < locked.n; i++)
+			if (locked.level[i] > 0)
+				keys_add(&reset, locked.customer_id[i], locked.currency[i], NULL, 0);
+		leaving = reset;
+		ndec = -1;
+	}
+	if (leaving.n > 0)
 	{
 		Oid			ktypes[3] = {TIMESTAMPTZOID, INT8ARRAYOID, TEXTARRAYOID};
 		Datum		kargs[3];
 
 		kargs[0] = TimestampTzGetDatum(as_of_ts);
-		keys_args(&locked, &kargs[1], &kargs[2]);
+		keys_args(&leaving, &kargs[1], &kargs[2]);
 		if (SPI_execute_with_args("UPDATE customer_account.account_state s SET dunning_level = 0,"
 								  " dunning_cycle = dunning_cycle + 1, updated_at = now()"
 								  " FROM unnest($2, $3) AS k(c, cur)"
 								  " WHERE s.customer_id = k.c AND s.currency = k.cur AND" NOTHING_OVERDUE,
 								  3, ktypes, kargs, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not reset dunning levels");
-		if (SPI_execute_with_args(CANDIDATES_OF_KEYS, 3, ktypes, kargs, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read overdue items");
-		dec = decide(&ladder, as_of, as_of_ts, &ndec);
-		SPI_freetuptable(SPI_tuptable);
 	}
-	else
-		ndec = 0;
+	if (ndec < 0)
+	{
+		Oid			ktypes[3] = {TIMESTAMPTZOID, INT8ARRAYOID, TEXTARRAYOID};
+		Datum		kargs[3];
+
+		kargs[0] = TimestampTzGetDatum(as_of_ts);
+		keys_args(&locked, &kargs[1], &kargs[2]);
+		if (SPI_execute_with_args(locked.n <= REREAD_BY_INDEX ? CANDIDATES_OF_KEYS : CANDIDATES_OF_MANY_KEYS,
+								  3, ktypes, kargs, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read overdue items");
+		cands = read_cands(&ncand);
+		SPI_freetuptable(SPI_tuptable);
+		dec = decide(ladder, cands, ncand, as_of, as_of_ts, &ndec);
+	}
 
 	if (ndec > 0)
 	{
@@ -482,6 +1127,7 @@ dunning_run(PG_FUNCTION_ARGS)
 		Oid			argtypes[8] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 		INT8ARRAYOID, TEXTARRAYOID, DATEOID};
 		uint64		inserted;
+		KeyList		decided = {0};
 
 		for (int i = 0; i < ndec; i++)
 		{
@@ -492,7 +1138,9 @@ dunning_run(PG_FUNCTION_ARGS)
 			n_overdue[i] = Int64GetDatum(dec[i].overdue);
 			n_fee[i] = Int64GetDatum(dec[i].fee);
 			n_action[i] = CStringGetTextDatum(dec[i].action ? dec[i].action : "");
+			keys_add(&decided, dec[i].customer_id, dec[i].currency, &dec[i].tid, dec[i].level);
 		}
+		keys_sort(&decided);
 		/* notices, once per customer, currency, level and cycle: the new ones come back */
 		args[0] = PointerGetDatum(construct_array(n_cust, ndec, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		args[1] = PointerGetDatum(construct_array(n_cur, ndec, TEXTOID, -1, false, TYPALIGN_INT));
@@ -514,25 +1162,85 @@ dunning_run(PG_FUNCTION_ARGS)
 		if (inserted > 0)
 		{
 			SPITupleTable *notices_tt = SPI_tuptable;
+			KeyList		written = {0};
+			Datum	   *w_tid = palloc(sizeof(Datum) * inserted);
+			Datum	   *w_level = palloc(sizeof(Datum) * inserted);
+			Datum	   *o_cust = palloc(sizeof(Datum) * inserted);
+			Datum	   *o_cur = palloc(sizeof(Datum) * inserted);
+			Datum	   *o_level = palloc(sizeof(Datum) * inserted);
+			Datum	   *o_overdue = palloc(sizeof(Datum) * inserted);
+			Datum	   *o_fee = palloc(sizeof(Datum) * inserted);
+			Datum	   *o_action = palloc(sizeof(Datum) * inserted);
+			int		   *order = palloc(sizeof(int) * inserted);
 
-			/* the new levels and the outbox, each in one statement (the rows are ours) */
-			if (SPI_execute_with_args("UPDATE customer_account.account_state s SET dunning_level = n.level, dunned_at = $1,"
-									  "   updated_at = now()"
-									  " FROM customer_account.dunning_notice n"
-									  " WHERE n.run_date = $1 AND s.customer_id = n.customer_id AND s.currency = n.currency",
-									  1, dtype, dval, NULL, false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "could not update the dunning levels");
-			if (SPI_execute_with_args("INSERT INTO customer_account.outbox (customer_id, topic, payload)"
-									  " SELECT n.customer_id, 'dunning', jsonb_build_object('currency', n.currency,"
-									  "   'level', n.level,"
-									  "   'overdue_amount', customer_account.currency_amount_from_minor_units(n.overdue_amount, n.currency)::text,"
-									  "   'fee', customer_account.currency_amount_from_minor_units(n.fee, n.currency)::text,"
-									  "   'action', n.action, 'language', c.language)"
-									  " FROM customer_account.dunning_notice n JOIN customer_account.customer c USING (customer_id)"
-									  " WHERE n.run_date = $1"
-									  " ORDER BY n.customer_id, n.currency",
-									  1, dtype, dval, NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "could not write the outbox");
+			/* the notices written now, in key order, with their account rows */
+			for (uint64 r = 0; r < inserted; r++)
+			{
+				int64		customer_id = ca_get_int64(r, 1, NULL);
+				char	   *currency = ca_get_text(r, 2);
+				int			at = keys_find(&decided, customer_id, currency);
+
+				if (at < 0)
+					elog(ERROR, "dunning notice for customer " INT64_FORMAT " in %s was not decided",
+						 customer_id, currency);
+				keys_add(&written, customer_id, currency, &decided.tid[at], ca_get_int32(r, 3, NULL));
+				order[r] = (int) r;
+			}
+			qsort_arg(order, inserted, sizeof(int), key_index_cmp, &written);
+			for (uint64 r = 0; r < inserted; r++)
+			{
+				int			w = order[r];
+
+				w_tid[r] = datum_of_tid(&written.tid[w]);
+				w_level[r] = Int32GetDatum(written.level[w]);
+				o_cust[r] = Int64GetDatum(written.customer_id[w]);
+				o_cur[r] = CStringGetTextDatum(written.currency[w]);
+				o_level[r] = Int32GetDatum(written.level[w]);
+				o_overdue[r] = amount_text(ca_get_int64(w, 4, NULL), written.currency[w]);
+				o_fee[r] = amount_text(ca_get_int64(w, 5, NULL), written.currency[w]);
+				o_action[r] = CStringGetTextDatum(ca_get_text(w, 6));
+			}
+
+			/* the new levels: the rows are ours (locked), found by their versions */
+			{
+				Oid			types[3] = {DATEOID, TIDARRAYOID, INT4ARRAYOID};
+				Datum		uargs[3];
+
+				uargs[0] = DateADTGetDatum(as_of);
+				uargs[1] = PointerGetDatum(construct_array(w_tid, inserted, TIDOID, sizeof(ItemPointerData), false,
+														   TYPALIGN_SHORT));
+				uargs[2] = PointerGetDatum(construct_array(w_level, inserted, INT4OID, 4, true, TYPALIGN_INT));
+				if (SPI_execute_with_args("UPDATE customer_account.account_state s SET dunning_level = u.l,"
+										  " dunned_at = $1, updated_at = now()"
+										  " FROM unnest($2, $3) AS u(t, l) WHERE s.ctid = u.t",
+										  3, types, uargs, NULL, false, 0) != SPI_OK_UPDATE)
+					elog(ERROR, "could not update the dunning levels");
+				if (SPI_processed != inserted)
+					elog(ERROR, "dunning levels: %d of %d account rows updated", (int) SPI_processed, (int) inserted);
+			}
+			/* the outbox, in key order, from the notices just written */
+			{
+				Oid			types[6] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+				TEXTARRAYOID};
+				Datum		oargs[6];
+
+				oargs[0] = PointerGetDatum(construct_array(o_cust, inserted, INT8OID, 8, FLOAT8PASSBYVAL,
+														   TYPALIGN_DOUBLE));
+				oargs[1] = PointerGetDatum(construct_array(o_cur, inserted, TEXTOID, -1, false, TYPALIGN_INT));
+				oargs[2] = PointerGetDatum(construct_array(o_level, inserted, INT4OID, 4, true, TYPALIGN_INT));
+				oargs[3] = PointerGetDatum(construct_array(o_overdue, inserted, TEXTOID, -1, false, TYPALIGN_INT));
+				oargs[4] = PointerGetDatum(construct_array(o_fee, inserted, TEXTOID, -1, false, TYPALIGN_INT));
+				oargs[5] = PointerGetDatum(construct_array(o_action, inserted, TEXTOID, -1, false, TYPALIGN_INT));
+				if (SPI_execute_with_args("INSERT INTO customer_account.outbox (customer_id, topic, payload)"
+										  " SELECT u.c, 'dunning', jsonb_build_object('currency', u.cur,"
+										  "   'level', u.l, 'overdue_amount', u.o, 'fee', u.f,"
+										  "   'action', u.a, 'language', c.language)"
+										  " FROM unnest($1, $2, $3, $4, $5, $6) WITH ORDINALITY AS u(c, cur, l, o, f, a, n)"
+										  " JOIN customer_account.customer c ON c.customer_id = u.c"
+										  " ORDER BY u.n",
+										  6, types, oargs, NULL, false, 0) != SPI_OK_INSERT)
+					elog(ERROR, "could not write the outbox");
+			}
 			/* fees go through the posting core; the answer is the new notices */
 			loopcxt = AllocSetContextCreate(CurrentMemoryContext, "dunning fees", ALLOCSET_DEFAULT_SIZES);
 			for (uint64 r = 0; r < inserted; r++)
