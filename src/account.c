@@ -156,7 +156,7 @@ last_by_kind_jsonb(const BalanceRow *r, TimestampTz as_of, bool *any, TimestampT
 static Datum
 amount_datum(int64 units, const char *currency)
 {
-	return CurrencyAmountPGetDatum(make_currency_amount(units, currency_pack(currency, 3)));
+	return CurrencyAmountPGetDatum(ca_make_currency_amount(units, ca_currency_pack(currency, 3)));
 }
 
 /* overdue receivables at a past as_of: the items as they stood then */

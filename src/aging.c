@@ -153,7 +153,7 @@ aging_open_items(PG_FUNCTION_ARGS)
 	qsort(st.cur, st.ncur, sizeof(AgingCurrency), cmp_currency);
 	for (int i = 0; i < st.ncur; i++)
 	{
-		int32		code = currency_pack(st.cur[i].code, 3);
+		int32		code = ca_currency_pack(st.cur[i].code, 3);
 
 		for (int b = 0; b < AGING_BUCKETS; b++)
 		{
@@ -163,7 +163,7 @@ aging_open_items(PG_FUNCTION_ARGS)
 			values[0] = CStringGetTextDatum(st.cur[i].code);
 			values[1] = CStringGetTextDatum(bucket_names[b]);
 			values[2] = Int64GetDatum(st.cur[i].customers[b]);
-			values[3] = CurrencyAmountPGetDatum(make_currency_amount(st.cur[i].amount[b], code));
+			values[3] = CurrencyAmountPGetDatum(ca_make_currency_amount(st.cur[i].amount[b], code));
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 	}

@@ -541,9 +541,9 @@ check_column_values(CheckOut *co, const CaptureMap *m, CaptureSetting s)
 		else if (s == CS_CURRENCY)
 		{
 			char	   *c = ca_capture_upper_trim(v);
-			int32		code = currency_pack(c, strlen(c));
+			int32		code = ca_currency_pack(c, strlen(c));
 
-			if (code < 0 || currency_minor_units(code) < 0)
+			if (code < 0 || ca_currency_minor_units(code) < 0)
 				problem = psprintf("value \"%s\" of column \"%s\" is not an ISO 4217 currency", v, src->colname);
 		}
 		if (problem)

@@ -198,7 +198,7 @@ iso_of(int32 code)
 {
 	char	   *iso = palloc(4);
 
-	currency_unpack(code, iso);
+	ca_currency_unpack(code, iso);
 	return iso;
 }
 
@@ -224,7 +224,7 @@ ca_capture_upper_trim(const char *s)
 static char *
 format_units(int64 units, int32 code)
 {
-	return currency_amount_to_cstring(make_currency_amount(units, code));
+	return ca_currency_amount_to_cstring(ca_make_currency_amount(units, code));
 }
 
 /* the method the shop's value stands for; an unknown one names the argument */
@@ -303,7 +303,7 @@ resolve_currency(const CaptureMap *m, HeapTuple tup, TupleDesc td, const char *d
 		return dflt ? pstrdup(dflt) : NULL;
 	c = ca_capture_upper_trim(c);
 	prev = ca_capture_enter_setting(m, CS_CURRENCY);
-	(void) currency_lookup_or_error(c, strlen(c));
+	(void) ca_currency_lookup_or_error(c, strlen(c));
 	ca_capture_leave_setting(m, prev);
 	return c;
 }
@@ -407,7 +407,7 @@ resolve_line(const CaptureMap *lm, HeapTuple tup, TupleDesc td, const char *orde
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("capture trigger \"%s\" on %s: argument %d \"%s\": line total %s of sku \"%s\" does not divide into %d equal unit prices",
 							lm->tgname, lm->relname, lm->src[CS_LINE_TOTAL].argno, lm->src[CS_LINE_TOTAL].arg,
-							currency_amount_to_cstring(&total), lv->sku, lv->qty),
+							ca_currency_amount_to_cstring(&total), lv->sku, lv->qty),
 					 errhint("Map unit_price= instead.")));
 		lv->price = total;
 		lv->price.units = total.units / qty;
@@ -593,7 +593,7 @@ read_booked_order(const char *order_no, BookedOrder *b)
 	{
 		char	   *c = ca_get_text(0, 5);
 
-		b->total.code = currency_pack(c, 3);
+		b->total.code = ca_currency_pack(c, 3);
 		b->total.pad = 0;
 	}
 	b->placed_at = ca_get_timestamptz(0, 6, &isnull);
@@ -684,7 +684,7 @@ booked_lines(const char *order_no, int *n)
 		lines[i].sku = ca_get_text(i, 1);
 		lines[i].qty = ca_get_int32(i, 2, NULL);
 		lines[i].price.units = ca_get_int64(i, 3, NULL);
-		lines[i].price.code = currency_pack(ca_get_text(i, 4), 3);
+		lines[i].price.code = ca_currency_pack(ca_get_text(i, 4), 3);
 	}
 	qsort(lines, *n, sizeof(LineValues), line_cmp);
 	return lines;
@@ -699,7 +699,7 @@ describe_lines(const LineValues *lines, int n)
 	initStringInfo(&buf);
 	for (int i = 0; i < n; i++)
 		appendStringInfo(&buf, "%s%d x %s at %s", i ? ", " : "", lines[i].qty, lines[i].sku,
-						 currency_amount_to_cstring(&lines[i].price));
+						 ca_currency_amount_to_cstring(&lines[i].price));
 	return n ? buf.data : "no lines";
 }
 
@@ -708,7 +708,7 @@ static int64
 settle_total(const CaptureMap *om, const OrderHeader *h, LineValues *lines, int *n)
 {
 	int64		sum = 0;
-	int32		code = currency_pack(h->currency, 3);
+	int32		code = ca_currency_pack(h->currency, 3);
 
 	if (*n == 0)
 		ereport(ERROR,
@@ -748,7 +748,7 @@ settle_total(const CaptureMap *om, const OrderHeader *h, LineValues *lines, int 
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("capture trigger \"%s\" on %s: order \"%s\" has total %s (argument %d \"%s\") but its lines sum to %s",
-						om->tgname, om->relname, h->order_no, currency_amount_to_cstring(&h->total),
+						om->tgname, om->relname, h->order_no, ca_currency_amount_to_cstring(&h->total),
 						om->src[CS_TOTAL].argno, om->src[CS_TOTAL].arg, format_units(sum, code)),
 				 errdetail("Lines: %s.", describe_lines(lines, *n)),
 				 errhint("Leave total= out to book the sum of the lines, or name adjust_sku= to book a positive difference (shipping, fees) as one more line.")));
@@ -850,7 +850,7 @@ book_new_order(const CaptureMap *om, HeapTuple tup, TupleDesc td, const OrderHea
 	total = settle_total(om, h, lines, &n);
 	if (ec)
 		ec->doing = "booking order";
-	insert_order(h, customer_id, total, currency_pack(h->currency, 3));
+	insert_order(h, customer_id, total, ca_currency_pack(h->currency, 3));
 	for (int i = 0; i < n; i++)
 		insert_line(h->order_no, i + 1, customer_id, &lines[i]);
 	if (h->event == EV_DELIVER)
@@ -911,8 +911,8 @@ reconcile_booked_order(const CaptureMap *om, const OrderHeader *h, const BookedO
 				 errmsg("capture trigger \"%s\" on %s: order \"%s\" was booked with other content",
 						om->tgname, om->relname, h->order_no),
 				 errdetail("The account holds channel %s, method %s, total %s; the shop's row now says channel %s, method %s%s%s.",
-						   b->channel, b->method, currency_amount_to_cstring(&b->total), h->channel, h->method,
-						   h->has_total ? ", total " : "", h->has_total ? currency_amount_to_cstring(&h->total) : ""),
+						   b->channel, b->method, ca_currency_amount_to_cstring(&b->total), h->channel, h->method,
+						   h->has_total ? ", total " : "", h->has_total ? ca_currency_amount_to_cstring(&h->total) : ""),
 				 errhint("A booked order does not change; cancel it in the shop and place a new one.")));
 	if (check_lines && OidIsValid(om->lines_relid))
 		compare_booked_lines(om, h);
@@ -1068,7 +1068,7 @@ payment_booked(const CaptureMap *pm, const PaymentRow *p)
 	bm = ca_get_text(0, 4);
 	bc = ca_get_text(0, 5);
 	bo = ca_get_text(0, 6);
-	if (units != p->amount.units || currency_pack(cur, 3) != p->amount.code || strcmp(bm, p->method) != 0
+	if (units != p->amount.units || ca_currency_pack(cur, 3) != p->amount.code || strcmp(bm, p->method) != 0
 		|| strcmp(bc, p->channel) != 0 || (bo == NULL) != (p->order_no == NULL)
 		|| (bo && strcmp(bo, p->order_no) != 0)
 		|| (p->have_customer && ca_get_int64(0, 1, NULL) != p->customer_id))
@@ -1077,8 +1077,8 @@ payment_booked(const CaptureMap *pm, const PaymentRow *p)
 				 errmsg("capture trigger \"%s\" on %s: payment \"%s\" was booked with other content",
 						pm->tgname, pm->relname, p->ref),
 				 errdetail("The account holds %s by %s on %s%s%s; the shop's row now says %s by %s on %s%s%s.",
-						   format_units(units, currency_pack(cur, 3)), bm, bc, bo ? " for order " : "", bo ? bo : "",
-						   currency_amount_to_cstring(&p->amount), p->method, p->channel,
+						   format_units(units, ca_currency_pack(cur, 3)), bm, bc, bo ? " for order " : "", bo ? bo : "",
+						   ca_currency_amount_to_cstring(&p->amount), p->method, p->channel,
 						   p->order_no ? " for order " : "", p->order_no ? p->order_no : ""),
 				 errhint("A booked payment does not change; book a correction instead.")));
 	return true;

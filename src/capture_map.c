@@ -540,9 +540,9 @@ check_combinations(ArgParse *ps)
 	if (m->src[CS_CURRENCY].kind == SRC_CONST)
 	{
 		const char *c = m->src[CS_CURRENCY].value;
-		int32		code = currency_pack(c, strlen(c));
+		int32		code = ca_currency_pack(c, strlen(c));
 
-		if (code < 0 || currency_minor_units(code) < 0)
+		if (code < 0 || ca_currency_minor_units(code) < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\": \"%s\" is not an ISO 4217 currency",
@@ -1125,12 +1125,12 @@ ca_capture_amount(const CaptureMap *m, CaptureSetting s, HeapTuple tup, TupleDes
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\": minor units need a currency",
 							m->tgname, m->relname, src->argno, src->arg)));
-		ca = make_currency_amount(units, currency_lookup_or_error(currency, strlen(currency)));
+		ca = ca_make_currency_amount(units, ca_currency_lookup_or_error(currency, strlen(currency)));
 	}
 	else if (has_letter(text) && strcmp(text, "NaN") != 0 && strstr(text, "nfinity") == NULL)
 	{
 		ca = DatumGetCurrencyAmountP(DirectFunctionCall1(currency_amount_in, CStringGetDatum(text)));
-		if (currency != NULL && currency_pack(currency, strlen(currency)) != ca->code)
+		if (currency != NULL && ca_currency_pack(currency, strlen(currency)) != ca->code)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg(TRIGGER_PREFIX_FMT "argument %d \"%s\": \"%s\" in column \"%s\" is not in %s",

@@ -223,7 +223,7 @@ conf_amount(int row, int col, const char *table, const char *key, bool *isnull)
 				 errhint("Amounts in the configuration tables must lie between 0 and " INT64_FORMAT " major units.",
 						 CA_CONF_AMOUNT_MAX)));
 	/* at most 1e12 * 1e6 = 1e18: the cast cannot overflow */
-	scaled = DirectFunctionCall2(numeric_mul, d, NumericGetDatum(int64_to_numeric(pow10_int64(CA_CONF_SCALE_DIGITS))));
+	scaled = DirectFunctionCall2(numeric_mul, d, NumericGetDatum(int64_to_numeric(ca_pow10_int64(CA_CONF_SCALE_DIGITS))));
 	cut = DirectFunctionCall2(numeric_trunc, scaled, Int32GetDatum(0));
 	v = DatumGetInt64(DirectFunctionCall1(numeric_int8, cut));
 	if (v % 10 == 0 && !DatumGetBool(DirectFunctionCall2(numeric_eq, scaled, cut)))
@@ -496,11 +496,11 @@ ca_conf_to_units(int64 conf_amount, int minor)
 	int64		r;
 
 	/* ISO 4217 knows 0 to 4 minor digits; amounts are bounded at load */
-	if (minor < 0 || minor > 4 || conf_amount < -CA_CONF_AMOUNT_MAX * pow10_int64(CA_CONF_SCALE_DIGITS)
-		|| conf_amount > CA_CONF_AMOUNT_MAX * pow10_int64(CA_CONF_SCALE_DIGITS))
+	if (minor < 0 || minor > 4 || conf_amount < -CA_CONF_AMOUNT_MAX * ca_pow10_int64(CA_CONF_SCALE_DIGITS)
+		|| conf_amount > CA_CONF_AMOUNT_MAX * ca_pow10_int64(CA_CONF_SCALE_DIGITS))
 		elog(ERROR, "configuration amount " INT64_FORMAT " with %d minor digits out of range", conf_amount, minor);
 	/* round half to even to the minor unit */
-	div = pow10_int64(CA_CONF_SCALE_DIGITS - minor);
+	div = ca_pow10_int64(CA_CONF_SCALE_DIGITS - minor);
 	q = conf_amount / div;
 	r = conf_amount % div;
 	r = r < 0 ? -r : r;

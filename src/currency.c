@@ -69,12 +69,12 @@ build_minor_table(void)
 {
 	memset(minor_by_code, -1, sizeof(minor_by_code));
 	for (int i = 0; i < NUM_CURRENCIES; i++)
-		minor_by_code[currency_pack(currencies[i].iso, 3)] = currencies[i].minor;
+		minor_by_code[ca_currency_pack(currencies[i].iso, 3)] = currencies[i].minor;
 	minor_by_code_ready = true;
 }
 
 int32
-currency_pack(const char *s, int len)
+ca_currency_pack(const char *s, int len)
 {
 	int32		code = 0;
 
@@ -94,7 +94,7 @@ currency_pack(const char *s, int len)
 }
 
 void
-currency_unpack(int32 code, char *buf)
+ca_currency_unpack(int32 code, char *buf)
 {
 	buf[0] = 'A' + ((code >> 10) & 31);
 	buf[1] = 'A' + ((code >> 5) & 31);
@@ -103,7 +103,7 @@ currency_unpack(int32 code, char *buf)
 }
 
 int
-currency_minor_units(int32 code)
+ca_currency_minor_units(int32 code)
 {
 	if (code < 0 || code >= CURRENCY_CODE_SPACE)
 		return -1;
@@ -113,7 +113,7 @@ currency_minor_units(int32 code)
 }
 
 bool
-currency_entry(int i, const char **iso, int *minor)
+ca_currency_entry(int i, const char **iso, int *minor)
 {
 	if (i < 0 || i >= NUM_CURRENCIES)
 		return false;
@@ -123,7 +123,7 @@ currency_entry(int i, const char **iso, int *minor)
 }
 
 int64
-pow10_int64(int n)
+ca_pow10_int64(int n)
 {
 	static const int64 p[] = {
 		INT64CONST(1), INT64CONST(10), INT64CONST(100), INT64CONST(1000),
@@ -141,11 +141,11 @@ pow10_int64(int n)
 }
 
 int32
-currency_lookup_or_error(const char *s, int len)
+ca_currency_lookup_or_error(const char *s, int len)
 {
-	int32		code = currency_pack(s, len);
+	int32		code = ca_currency_pack(s, len);
 
-	if (code < 0 || currency_minor_units(code) < 0)
+	if (code < 0 || ca_currency_minor_units(code) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown currency \"%.*s\"", len, s),

@@ -819,7 +819,7 @@ ca_sum_order_lines(const char *order_no, Snapshot snap, int32 code, int64 *sum)
 		int64		qty = slot_int32(ds.slot, rels.l_qty);
 		int64		line;
 
-		check_same_currency(code, price->code, "sum");
+		ca_check_same_currency(code, price->code, "sum");
 		if (pg_mul_s64_overflow(price->units, qty, &line) || pg_add_s64_overflow(*sum, line, sum))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),

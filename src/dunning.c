@@ -218,13 +218,13 @@ put_notice_row(ReturnSetInfo *rsinfo, int64 customer_id, const char *currency, i
 {
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, false, false};
-	int32		code = currency_pack(currency, 3);
+	int32		code = ca_currency_pack(currency, 3);
 
 	values[0] = Int64GetDatum(customer_id);
 	values[1] = CStringGetTextDatum(currency);
 	values[2] = Int32GetDatum(level);
-	values[3] = CurrencyAmountPGetDatum(make_currency_amount(overdue, code));
-	values[4] = CurrencyAmountPGetDatum(make_currency_amount(fee, code));
+	values[3] = CurrencyAmountPGetDatum(ca_make_currency_amount(overdue, code));
+	values[4] = CurrencyAmountPGetDatum(ca_make_currency_amount(fee, code));
 	values[5] = CStringGetTextDatum(action);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
@@ -333,17 +333,16 @@ keys_find(const KeyList *k, int64 customer_id, const char *currency)
 	return -1;
 }
 
-/* a dunning fee of the ladder in minor units of a currency */
+/* a dunning fee of the ladder in minor units of a currency, half to even like every amount */
 static int64
 fee_units(const char *fee_major, int32 minor)
 {
 	Datum		fee = DirectFunctionCall3(numeric_in, CStringGetDatum(fee_major),
 										  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	Datum		scaled = DirectFunctionCall2(numeric_mul, fee,
-											 NumericGetDatum(int64_to_numeric(pow10_int64(minor))));
+											 NumericGetDatum(int64_to_numeric(ca_pow10_int64(minor))));
 
-	return DatumGetInt64(DirectFunctionCall1(numeric_int8,
-											 DirectFunctionCall2(numeric_round, scaled, Int32GetDatum(0))));
+	return ca_numeric_round_half_even(DatumGetNumeric(scaled), "dunning fee");
 }
 
 static int64
@@ -413,10 +412,10 @@ decide(Ladder *ladder, const Cand *cands, int ncand, DateADT as_of, TimestampTz 
 
 		if (!c->has_overdue || !c->has_customer)
 			continue;
-		minor = currency_minor_units(currency_pack(c->currency, 3));
+		minor = ca_currency_minor_units(ca_currency_pack(c->currency, 3));
 		pol = ca_credit_policy(-1, c->group, c->currency);
 		tolerance = ca_conf_to_units(pol->overdue_tolerance, minor);
-		level = dunning_next_level(c->level, c->last_day, c->has_last, (int32) as_of,
+		level = ca_dunning_next_level(c->level, c->last_day, c->has_last, (int32) as_of,
 								   ca_days_between(as_of_ts, c->oldest, "days overdue"), c->overdue, tolerance,
 								   ladder->steps, ladder->nsteps);
 		if (level <= 0)
@@ -619,8 +618,8 @@ snap_sig_equal(const SnapSig *a, const SnapSig *b)
 static Datum
 amount_text(int64 units, const char *currency)
 {
-	return CStringGetTextDatum(currency_amount_to_cstring(make_currency_amount(units,
-																			   currency_lookup_or_error(currency, strlen(currency)))));
+	return CStringGetTextDatum(ca_currency_amount_to_cstring(ca_make_currency_amount(units,
+																			   ca_currency_lookup_or_error(currency, strlen(currency)))));
 }
 
 /* ------------------------------------------------------------------------
@@ -1264,7 +1263,7 @@ dunning_run(PG_FUNCTION_ARGS)
 				if (fee > 0)
 				{
 					oldcxt = MemoryContextSwitchTo(loopcxt);
-					post_fee(customer_id, currency, fee, as_of_ts,
+					ca_post_fee(customer_id, currency, fee, as_of_ts,
 							 psprintf("dunning fee, level %d (%s)", level, action));
 					MemoryContextSwitchTo(oldcxt);
 					MemoryContextReset(loopcxt);

@@ -10,7 +10,7 @@
 #include "dunning_rules.h"
 
 int32
-dunning_next_level(int32 current_level, int32 last_notice_day, bool has_last_notice,
+ca_dunning_next_level(int32 current_level, int32 last_notice_day, bool has_last_notice,
 				   int32 run_day, int32 oldest_overdue_days, int64 overdue,
 				   int64 tolerance, const DunningStep *steps, int nsteps)
 {

@@ -22,7 +22,7 @@ typedef struct DunningStep
  * The level to notify at on run_day, or 0 for none.  One level per run:
  * level N only after N-1 and its delay.  Days are day numbers.
  */
-extern int32 dunning_next_level(int32 current_level, int32 last_notice_day, bool has_last_notice,
+extern int32 ca_dunning_next_level(int32 current_level, int32 last_notice_day, bool has_last_notice,
 								int32 run_day, int32 oldest_overdue_days, int64 overdue,
 								int64 tolerance, const DunningStep *steps, int nsteps);
 

@@ -359,7 +359,7 @@ tier_before(const LoyaltyPolicy *p, const OrderIn *o, const char *currency)
 		return NULL;
 	month = ca_month_of(o->placed_at);
 	ca_read_periods(o->customer_id, currency, ca_month_minus(month, 12), month, GetLatestSnapshot(), &ps);
-	return lr_tier(p, currency, ps.revenue - o->total);
+	return ca_lr_tier(p, currency, ps.revenue - o->total);
 }
 
 /* one lot into the batch */
@@ -368,14 +368,14 @@ add_lot(LotBatch *b, const OrderIn *o, const LoyaltyChannel *ch, const LoyaltyTe
 		const LineIn *l, const LoyaltyLineEarning *e, const char *tier)
 {
 	StringInfoData mults;
-	int32		window = lr_window_days(t, ch->return_window_days);
+	int32		window = ca_lr_window_days(t, ch->return_window_days);
 	bool		dated = o->delivered || ch->kind == ca_loyalty_kind_index("store");
 	TimestampTz available = 0;
 	TimestampTz expires = 0;
 
 	/* a store order is handed over at the till: delivered when placed unless told otherwise */
 	if (dated)
-		lr_lot_dates(o->delivered ? o->delivered_at : o->placed_at, window, t->expiry_days, &available, &expires);
+		ca_lr_lot_dates(o->delivered ? o->delivered_at : o->placed_at, window, t->expiry_days, &available, &expires);
 	initStringInfo(&mults);
 	appendStringInfoChar(&mults, '{');
 	for (int i = 0; i < e->nmults; i++)
@@ -478,7 +478,7 @@ credit_lines(const LoyaltyPolicy *p, LineIn *lines, int n, MemoryContext cxt)
 		if (o->found && !o->cancelled && !o->restored)
 		{
 			ch = ca_loyalty_channel(o->channel);
-			t = lr_terms(p, ch->currency);
+			t = ca_lr_terms(p, ch->currency);
 		}
 		if (t != NULL)
 		{
@@ -500,7 +500,7 @@ credit_lines(const LoyaltyPolicy *p, LineIn *lines, int n, MemoryContext cxt)
 			lf.sku = lines[i].sku;
 			lf.qty = lines[i].qty;
 			lf.value = lines[i].value;
-			if (lr_line_earning(p, &of, &lf, &e))
+			if (ca_lr_line_earning(p, &of, &lf, &e))
 				add_lot(&batch, o, ch, t, &lines[i], &e, tier);
 		}
 	}
@@ -735,7 +735,7 @@ ca_loyalty_order_posted(int64 customer_id, const char *order_no, const char *cha
 		if (r->target_kind != ch->kind)
 			continue;
 		memset(&f, 0, sizeof(f));
-		f.currency_code = currency_pack(currency, 3);
+		f.currency_code = ca_currency_pack(currency, 3);
 		f.total = total;
 		f.placed_at = placed_at;
 		/* a rule whose credit is in another currency needs no facts */
@@ -746,7 +746,7 @@ ca_loyalty_order_posted(int64 customer_id, const char *order_no, const char *cha
 		else
 		{
 			reactivation_facts(r, customer_id, order_no, placed_at, &f);
-			code = lr_reactivation(r, &f, &credit);
+			code = ca_lr_reactivation(r, &f, &credit);
 		}
 		if (strcmp(code, "reactivation_credit") == 0)
 			grant_reactivation(r, customer_id, order_no, ch, currency, credit, placed_at);
@@ -835,5 +835,5 @@ ca_loyalty_merge(int64 survivor, int64 duplicate)
 const char *
 ca_loyalty_tier(const char *currency, int64 revenue_12m)
 {
-	return lr_tier(ca_loyalty_policy(), currency, revenue_12m);
+	return ca_lr_tier(ca_loyalty_policy(), currency, revenue_12m);
 }

@@ -167,7 +167,7 @@ load_terms(MemoryContext cxt, LoyaltyPolicy *p)
 		bool		n;
 
 		strlcpy(t->currency, ca_get_text(i, 1), sizeof(t->currency));
-		t->minor = currency_minor_units(currency_pack(t->currency, 3));
+		t->minor = ca_currency_minor_units(ca_currency_pack(t->currency, 3));
 		t->point_value = copy_numeric(cxt, i, 2);
 		t->expiry_days = ca_get_int32(i, 3, NULL);
 		t->pending_days = ca_get_int32(i, 4, &n);
@@ -254,13 +254,13 @@ load_reactivation(MemoryContext cxt, LoyaltyPolicy *p)
 		r->credit_units = ca_get_int64(i, 7, &n);
 		r->has_credit = !n;
 		cur = ca_get_text(i, 8);
-		r->credit_code = cur ? currency_pack(cur, 3) : -1;
+		r->credit_code = cur ? ca_currency_pack(cur, 3) : -1;
 		r->credit_percent = copy_numeric(cxt, i, 9);
 		r->has_percent = r->credit_percent != NULL;
 		r->max_units = ca_get_int64(i, 10, &n);
 		r->has_max = !n;
 		cur = ca_get_text(i, 11);
-		r->max_code = cur ? currency_pack(cur, 3) : -1;
+		r->max_code = cur ? ca_currency_pack(cur, 3) : -1;
 		r->once_per_days = ca_get_int32(i, 12, NULL);
 	}
 }

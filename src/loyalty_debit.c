@@ -274,7 +274,7 @@ reverse_points(int64 customer_id, const char *order_no, int32 line_no, int32 k, 
 	{
 		OwnLot	   *l = &own[i];
 		int32		units = k > 0 ? Min(k, l->qty - l->returned_qty) : 0;
-		int64		want = k > 0 ? lr_return_points(l->points, l->qty, l->returned_qty, l->reversed, units)
+		int64		want = k > 0 ? ca_lr_return_points(l->points, l->qty, l->returned_qty, l->reversed, units)
 			: Max(l->points - l->reversed, 0);
 		int64		t = 0;
 		int			s;
@@ -293,7 +293,7 @@ reverse_points(int64 customer_id, const char *order_no, int32 line_no, int32 k, 
 		int			nother;
 		LoyaltyLotState *other = other_lots(customer_id, d.lot_id, d.n, &nother);
 		int64	   *take = palloc0(sizeof(int64) * Max(nother, 1));
-		int64		more = lr_plan_debit(other, nother, claim - taken, at, true, take);
+		int64		more = ca_lr_plan_debit(other, nother, claim - taken, at, true, take);
 		Debit		wider;
 
 		/* room for the other lots too */
@@ -537,7 +537,7 @@ redeem_points(PG_FUNCTION_ARGS)
 	ca_connect();
 	language = ca_loyalty_known_customer(customer_id, GetLatestSnapshot());
 	ch = ca_loyalty_channel(channel);
-	t = lr_terms(p, ch->currency);
+	t = ca_lr_terms(p, ch->currency);
 	if (t == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_REFUSED),
@@ -551,21 +551,21 @@ redeem_points(PG_FUNCTION_ARGS)
 	(void) lock_loyalty(customer_id);
 	lots = available_lots(customer_id, at, &n);
 	take = palloc0(sizeof(int64) * Max(n, 1));
-	have = lr_plan_debit(lots, n, PG_INT64_MAX, at, false, take);
+	have = ca_lr_plan_debit(lots, n, PG_INT64_MAX, at, false, take);
 	if (have < points)
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_REFUSED),
 				 errmsg("customer " INT64_FORMAT " has " INT64_FORMAT " points available, cannot redeem " INT64_FORMAT
 						": insufficient_points", customer_id, have, points),
 				 errdetail("%s", ca_reason_text("insufficient_points", language))));
-	credit = lr_points_value(points, t->point_value, t->minor);
+	credit = ca_lr_points_value(points, t->point_value, t->minor);
 	if (credit <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg(INT64_FORMAT " points are worth less than the smallest amount in %s", points, ch->currency),
 				 errhint("Redeem more points at once.")));
 
-	(void) lr_plan_debit(lots, n, points, at, false, take);
+	(void) ca_lr_plan_debit(lots, n, points, at, false, take);
 	debit_init(&d, "redeem", customer_id, n);
 	for (int i = 0; i < n; i++)
 		if (take[i] > 0)
@@ -582,7 +582,7 @@ redeem_points(PG_FUNCTION_ARGS)
 					  psprintf("loyalty: " INT64_FORMAT " points redeemed", points));
 	ca_finish();
 
-	result = make_currency_amount(credit, currency_pack(ch->currency, 3));
+	result = ca_make_currency_amount(credit, ca_currency_pack(ch->currency, 3));
 	PG_RETURN_CURRENCY_AMOUNT_P(result);
 }
 
@@ -611,7 +611,7 @@ reverse_return_sql(int64 customer_id, const char *order_no, int32 line_no, const
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("returned quantity %d must be positive", qty)));
-	currency_unpack(total.code, currency);
+	ca_currency_unpack(total.code, currency);
 	ca_lock_account(customer_id, currency, &st);
 	if (sku != NULL)
 		taken = ca_loyalty_reverse_return_sku(customer_id, order_no, sku, qty, at);

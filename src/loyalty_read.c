@@ -312,7 +312,7 @@ loyalty_points(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	(void) ca_loyalty_known_customer(customer_id, snap);
 	lots_at(customer_id, as_of, snap, &ll);
-	lr_reading(ll.lots, ll.n, as_of, &r);
+	ca_lr_reading(ll.lots, ll.n, as_of, &r);
 	values[0] = Int64GetDatum(r.available);
 	values[1] = Int64GetDatum(r.pending);
 	values[2] = Int64GetDatum(r.has_expiring ? r.expiring_next : 0);

@@ -43,7 +43,7 @@ num_mul(Numeric a, Numeric b)
  */
 /* the terms of a currency, or NULL: without terms nothing is earned */
 const LoyaltyTerms *
-lr_terms(const LoyaltyPolicy *p, const char *currency)
+ca_lr_terms(const LoyaltyPolicy *p, const char *currency)
 {
 	for (int i = 0; i < p->nterms; i++)
 		if (strcmp(p->terms[i].currency, currency) == 0)
@@ -53,7 +53,7 @@ lr_terms(const LoyaltyPolicy *p, const char *currency)
 
 /* sku LIKE pattern, bytewise (C collation: no locale, no catalog) */
 bool
-lr_sku_matches(text *pattern, text *sku)
+ca_lr_sku_matches(text *pattern, text *sku)
 {
 	return DatumGetBool(DirectFunctionCall2Coll(textlike, C_COLLATION_OID,
 												PointerGetDatum(sku), PointerGetDatum(pattern)));
@@ -82,7 +82,7 @@ rule_score(const LoyaltyEarnRule *r, int kind, text *sku, TimestampTz at)
 	}
 	if (r->sku_pattern != NULL)
 	{
-		if (!lr_sku_matches(r->sku_pattern, sku))
+		if (!ca_lr_sku_matches(r->sku_pattern, sku))
 			return -1;
 		score += 2;
 	}
@@ -96,7 +96,7 @@ rule_score(const LoyaltyEarnRule *r, int kind, text *sku, TimestampTz at)
  * the standing rate), then the lowest code.
  */
 const LoyaltyEarnRule *
-lr_earn_rule(const LoyaltyPolicy *p, int kind, text *sku, TimestampTz at)
+ca_lr_earn_rule(const LoyaltyPolicy *p, int kind, text *sku, TimestampTz at)
 {
 	const LoyaltyEarnRule *best = NULL;
 	int			best_score = -1;
@@ -137,7 +137,7 @@ multiplier_applies(const LoyaltyMultiplier *m, const LoyaltyOrderFacts *o, text 
 		return false;
 	if (m->tier != NULL && (o->tier == NULL || strcmp(m->tier, o->tier) != 0))
 		return false;
-	if (m->sku_pattern != NULL && !lr_sku_matches(m->sku_pattern, sku))
+	if (m->sku_pattern != NULL && !ca_lr_sku_matches(m->sku_pattern, sku))
 		return false;
 	return true;
 }
@@ -149,13 +149,13 @@ multiplier_applies(const LoyaltyMultiplier *m, const LoyaltyOrderFacts *o, text 
  * line in proportion to its value.  Returns false when no rule applies.
  */
 bool
-lr_line_earning(const LoyaltyPolicy *p, const LoyaltyOrderFacts *o, const LoyaltyLineFacts *l,
+ca_lr_line_earning(const LoyaltyPolicy *p, const LoyaltyOrderFacts *o, const LoyaltyLineFacts *l,
 				LoyaltyLineEarning *out)
 {
 	Numeric		value;
 
 	memset(out, 0, sizeof(*out));
-	out->rule = lr_earn_rule(p, o->kind, l->sku, o->placed_at);
+	out->rule = ca_lr_earn_rule(p, o->kind, l->sku, o->placed_at);
 	if (out->rule == NULL)
 		return false;
 
@@ -202,7 +202,7 @@ lr_line_earning(const LoyaltyPolicy *p, const LoyaltyOrderFacts *o, const Loyalt
  * rolling 12-month revenue; NULL when none is reached or none configured.
  */
 const char *
-lr_tier(const LoyaltyPolicy *p, const char *currency, int64 revenue_12m)
+ca_lr_tier(const LoyaltyPolicy *p, const char *currency, int64 revenue_12m)
 {
 	const LoyaltyTier *best = NULL;
 
@@ -226,7 +226,7 @@ lr_tier(const LoyaltyPolicy *p, const char *currency, int64 revenue_12m)
  * in one go or in parts, takes back exactly what the line earned.
  */
 int64
-lr_return_points(int64 points, int32 qty, int32 returned_qty, int64 reversed, int32 k)
+ca_lr_return_points(int64 points, int32 qty, int32 returned_qty, int64 reversed, int32 k)
 {
 	int64		left = Max(points - reversed, 0);
 	int64		product;
@@ -246,7 +246,7 @@ lr_return_points(int64 points, int32 qty, int32 returned_qty, int64 reversed, in
 
 /* days from delivery until points are available: the terms' pending_days when set */
 int32
-lr_window_days(const LoyaltyTerms *t, int32 channel_window_days)
+ca_lr_window_days(const LoyaltyTerms *t, int32 channel_window_days)
 {
 	if (t != NULL && t->has_pending_days)
 		return t->pending_days;
@@ -255,7 +255,7 @@ lr_window_days(const LoyaltyTerms *t, int32 channel_window_days)
 
 /* available after the window from delivery, expired expiry_days later */
 void
-lr_lot_dates(TimestampTz delivered_at, int32 window_days, int32 expiry_days,
+ca_lr_lot_dates(TimestampTz delivered_at, int32 window_days, int32 expiry_days,
 			 TimestampTz *available_at, TimestampTz *expires_at)
 {
 	*available_at = delivered_at + (TimestampTz) window_days * USECS_PER_DAY;
@@ -285,7 +285,7 @@ lot_expired(const LoyaltyLotState *l, TimestampTz at)
  * pending until its available date, then available until it expires.
  */
 void
-lr_reading(const LoyaltyLotState *lots, int n, TimestampTz as_of, LoyaltyReading *r)
+ca_lr_reading(const LoyaltyLotState *lots, int n, TimestampTz as_of, LoyaltyReading *r)
 {
 	memset(r, 0, sizeof(*r));
 	for (int i = 0; i < n; i++)
@@ -343,7 +343,7 @@ debit_cmp(const void *a, const void *b)
  * is less than points when the lots do not hold enough.
  */
 int64
-lr_plan_debit(const LoyaltyLotState *lots, int n, int64 points, TimestampTz at, bool pending_too, int64 *take)
+ca_lr_plan_debit(const LoyaltyLotState *lots, int n, int64 points, TimestampTz at, bool pending_too, int64 *take)
 {
 	DebitOrder *order = palloc(sizeof(DebitOrder) * Max(n, 1));
 	int			m = 0;
@@ -379,11 +379,11 @@ lr_plan_debit(const LoyaltyLotState *lots, int n, int64 points, TimestampTz at, 
 
 /* points x point value, rounded down to the minor unit */
 int64
-lr_points_value(int64 points, Numeric point_value, int minor)
+ca_lr_points_value(int64 points, Numeric point_value, int minor)
 {
 	Numeric		v = num_mul(int64_to_numeric(points), point_value);
 
-	v = num_mul(v, int64_to_numeric(pow10_int64(minor)));
+	v = num_mul(v, int64_to_numeric(ca_pow10_int64(minor)));
 	return numeric_floor_int64(v);
 }
 
@@ -393,7 +393,7 @@ lr_points_value(int64 points, Numeric point_value, int minor)
  * failed.
  */
 const char *
-lr_reactivation(const LoyaltyReactivationRule *r, const ReactivationFacts *f, int64 *credit)
+ca_lr_reactivation(const LoyaltyReactivationRule *r, const ReactivationFacts *f, int64 *credit)
 {
 	*credit = 0;
 	if ((r->has_credit && r->credit_code != f->currency_code) || (r->has_max && r->max_code != f->currency_code))

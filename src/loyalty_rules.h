@@ -162,21 +162,21 @@ typedef struct ReactivationFacts
 	bool		granted_recently;	/* this rule's credit within once_per_days */
 } ReactivationFacts;
 
-extern const LoyaltyTerms *lr_terms(const LoyaltyPolicy *p, const char *currency);
-extern bool lr_sku_matches(text *pattern, text *sku);
-extern const LoyaltyEarnRule *lr_earn_rule(const LoyaltyPolicy *p, int kind, text *sku, TimestampTz at);
-extern bool lr_line_earning(const LoyaltyPolicy *p, const LoyaltyOrderFacts *o, const LoyaltyLineFacts *l,
+extern const LoyaltyTerms *ca_lr_terms(const LoyaltyPolicy *p, const char *currency);
+extern bool ca_lr_sku_matches(text *pattern, text *sku);
+extern const LoyaltyEarnRule *ca_lr_earn_rule(const LoyaltyPolicy *p, int kind, text *sku, TimestampTz at);
+extern bool ca_lr_line_earning(const LoyaltyPolicy *p, const LoyaltyOrderFacts *o, const LoyaltyLineFacts *l,
 							LoyaltyLineEarning *out);
-extern const char *lr_tier(const LoyaltyPolicy *p, const char *currency, int64 revenue_12m);
-extern int64 lr_return_points(int64 points, int32 qty, int32 returned_qty, int64 reversed, int32 k);
-extern int32 lr_window_days(const LoyaltyTerms *t, int32 channel_window_days);
-extern void lr_lot_dates(TimestampTz delivered_at, int32 window_days, int32 expiry_days,
+extern const char *ca_lr_tier(const LoyaltyPolicy *p, const char *currency, int64 revenue_12m);
+extern int64 ca_lr_return_points(int64 points, int32 qty, int32 returned_qty, int64 reversed, int32 k);
+extern int32 ca_lr_window_days(const LoyaltyTerms *t, int32 channel_window_days);
+extern void ca_lr_lot_dates(TimestampTz delivered_at, int32 window_days, int32 expiry_days,
 						 TimestampTz *available_at, TimestampTz *expires_at);
-extern void lr_reading(const LoyaltyLotState *lots, int n, TimestampTz as_of, LoyaltyReading *r);
-extern int64 lr_plan_debit(const LoyaltyLotState *lots, int n, int64 points, TimestampTz at,
+extern void ca_lr_reading(const LoyaltyLotState *lots, int n, TimestampTz as_of, LoyaltyReading *r);
+extern int64 ca_lr_plan_debit(const LoyaltyLotState *lots, int n, int64 points, TimestampTz at,
 						   bool pending_too, int64 *take);
-extern int64 lr_points_value(int64 points, Numeric point_value, int minor);
-extern const char *lr_reactivation(const LoyaltyReactivationRule *r, const ReactivationFacts *f,
+extern int64 ca_lr_points_value(int64 points, Numeric point_value, int minor);
+extern const char *ca_lr_reactivation(const LoyaltyReactivationRule *r, const ReactivationFacts *f,
 								   int64 *credit);
 
 #endif

@@ -33,7 +33,7 @@
  * ------------------------------------------------------------------------
  */
 CurrencyAmount *
-make_currency_amount(int64 units, int32 code)
+ca_make_currency_amount(int64 units, int32 code)
 {
 	CurrencyAmount *ca = (CurrencyAmount *) palloc(sizeof(CurrencyAmount));
 
@@ -44,15 +44,15 @@ make_currency_amount(int64 units, int32 code)
 }
 
 void
-check_same_currency(int32 a, int32 b, const char *what)
+ca_check_same_currency(int32 a, int32 b, const char *what)
 {
 	if (unlikely(a != b))
 	{
 		char		ca[4],
 					cb[4];
 
-		currency_unpack(a, ca);
-		currency_unpack(b, cb);
+		ca_currency_unpack(a, ca);
+		ca_currency_unpack(b, cb);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot %s amounts in different currencies: %s and %s", what, ca, cb),
@@ -70,16 +70,16 @@ report_out_of_range(const char *what)
 }
 
 char *
-currency_amount_to_cstring(const CurrencyAmount *ca)
+ca_currency_amount_to_cstring(const CurrencyAmount *ca)
 {
 	char		iso[4];
 	char		digits[32];
 	char	   *out;
-	int			minor = currency_minor_units(ca->code);
+	int			minor = ca_currency_minor_units(ca->code);
 	uint64		mag;
 	int			len;
 
-	currency_unpack(ca->code, iso);
+	ca_currency_unpack(ca->code, iso);
 	if (minor < 0)
 		elog(ERROR, "corrupt currency_amount: unknown currency code %d", ca->code);
 
@@ -186,19 +186,19 @@ parse_currency_amount(const char *str)
 	if (*p != '\0')
 		invalid_syntax(str);
 
-	code = currency_pack(code_start, 3);
-	if (code < 0 || currency_minor_units(code) < 0)
+	code = ca_currency_pack(code_start, 3);
+	if (code < 0 || ca_currency_minor_units(code) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown currency \"%.3s\" in currency_amount \"%s\"", code_start, str),
 				 errhint("Use an active ISO 4217 code such as EUR, USD, CHF or JPY; customer_account.currencies() lists them.")));
-	minor = currency_minor_units(code);
+	minor = ca_currency_minor_units(code);
 
 	if (frac_digits > minor)
 	{
 		char		iso[4];
 
-		currency_unpack(code, iso);
+		ca_currency_unpack(code, iso);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("too many decimal places in currency_amount \"%s\"", str),
@@ -223,8 +223,8 @@ parse_currency_amount(const char *str)
 	}
 
 	if (neg)
-		return make_currency_amount(mag == (uint64) PG_INT64_MAX + 1 ? PG_INT64_MIN : -(int64) mag, code);
-	return make_currency_amount((int64) mag, code);
+		return ca_make_currency_amount(mag == (uint64) PG_INT64_MAX + 1 ? PG_INT64_MIN : -(int64) mag, code);
+	return ca_make_currency_amount((int64) mag, code);
 
 overflow:
 	ereport(ERROR,
@@ -249,7 +249,7 @@ PG_FUNCTION_INFO_V1(currency_amount_out);
 Datum
 currency_amount_out(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_CSTRING(currency_amount_to_cstring(PG_GETARG_CURRENCY_AMOUNT_P(0)));
+	PG_RETURN_CSTRING(ca_currency_amount_to_cstring(PG_GETARG_CURRENCY_AMOUNT_P(0)));
 }
 
 /*
@@ -265,7 +265,7 @@ currency_amount_send(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 	char		iso[4];
 
-	currency_unpack(ca->code, iso);
+	ca_currency_unpack(ca->code, iso);
 	pq_begintypsend(&buf);
 	pq_sendbyte(&buf, CURRENCY_AMOUNT_BINARY_VERSION);
 	pq_sendbytes(&buf, iso, 3);
@@ -288,14 +288,14 @@ currency_amount_recv(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("unsupported binary format version %d for type currency_amount", version)));
 	iso = pq_getmsgbytes(buf, 3);
-	code = currency_pack(iso, 3);
-	if (code < 0 || currency_minor_units(code) < 0 || iso[0] < 'A' || iso[0] > 'Z'
+	code = ca_currency_pack(iso, 3);
+	if (code < 0 || ca_currency_minor_units(code) < 0 || iso[0] < 'A' || iso[0] > 'Z'
 		|| iso[1] < 'A' || iso[1] > 'Z' || iso[2] < 'A' || iso[2] > 'Z')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("unknown currency \"%.3s\" in binary currency_amount", iso)));
 	units = pq_getmsgint64(buf);
-	PG_RETURN_CURRENCY_AMOUNT_P(make_currency_amount(units, code));
+	PG_RETURN_CURRENCY_AMOUNT_P(ca_make_currency_amount(units, code));
 }
 
 /* ------------------------------------------------------------------------
@@ -350,20 +350,20 @@ currency_amount_from_numeric(PG_FUNCTION_ARGS)
 {
 	Numeric		n = PG_GETARG_NUMERIC(0);
 	text	   *cur = PG_GETARG_TEXT_PP(1);
-	int32		code = currency_lookup_or_error(VARDATA_ANY(cur), VARSIZE_ANY_EXHDR(cur));
-	int			minor = currency_minor_units(code);
+	int32		code = ca_currency_lookup_or_error(VARDATA_ANY(cur), VARSIZE_ANY_EXHDR(cur));
+	int			minor = ca_currency_minor_units(code);
 	Numeric		scaled;
 	Numeric		truncated;
 
 	check_finite(n, "currency_amount");
 	scaled = DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(n),
-												 NumericGetDatum(int64_numeric(pow10_int64(minor)))));
+												 NumericGetDatum(int64_numeric(ca_pow10_int64(minor)))));
 	truncated = DatumGetNumeric(DirectFunctionCall2(numeric_trunc, NumericGetDatum(scaled), Int32GetDatum(0)));
 	if (numeric_cmp_internal(scaled, truncated) != 0)
 	{
 		char		iso[4];
 
-		currency_unpack(code, iso);
+		ca_currency_unpack(code, iso);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("too many decimal places for %s in %s", iso,
@@ -371,7 +371,7 @@ currency_amount_from_numeric(PG_FUNCTION_ARGS)
 				 errdetail("%s has %d minor-unit digit%s.", iso, minor, minor == 1 ? "" : "s"),
 				 errhint("Round the value first, for example with round(value, %d).", minor)));
 	}
-	PG_RETURN_CURRENCY_AMOUNT_P(make_currency_amount(numeric_to_units(truncated, "currency_amount()"), code));
+	PG_RETURN_CURRENCY_AMOUNT_P(ca_make_currency_amount(numeric_to_units(truncated, "currency_amount()"), code));
 }
 
 PG_FUNCTION_INFO_V1(currency_amount_from_units);
@@ -380,9 +380,9 @@ currency_amount_from_units(PG_FUNCTION_ARGS)
 {
 	int64		units = PG_GETARG_INT64(0);
 	text	   *cur = PG_GETARG_TEXT_PP(1);
-	int32		code = currency_lookup_or_error(VARDATA_ANY(cur), VARSIZE_ANY_EXHDR(cur));
+	int32		code = ca_currency_lookup_or_error(VARDATA_ANY(cur), VARSIZE_ANY_EXHDR(cur));
 
-	PG_RETURN_CURRENCY_AMOUNT_P(make_currency_amount(units, code));
+	PG_RETURN_CURRENCY_AMOUNT_P(ca_make_currency_amount(units, code));
 }
 
 PG_FUNCTION_INFO_V1(currency_amount_currency_of);
@@ -391,7 +391,7 @@ currency_amount_currency_of(PG_FUNCTION_ARGS)
 {
 	char		iso[4];
 
-	currency_unpack(PG_GETARG_CURRENCY_AMOUNT_P(0)->code, iso);
+	ca_currency_unpack(PG_GETARG_CURRENCY_AMOUNT_P(0)->code, iso);
 	PG_RETURN_TEXT_P(cstring_to_text(iso));
 }
 
@@ -401,7 +401,7 @@ currency_amount_amount_of(PG_FUNCTION_ARGS)
 {
 	CurrencyAmount *ca = PG_GETARG_CURRENCY_AMOUNT_P(0);
 
-	PG_RETURN_NUMERIC(int64_div_fast_to_numeric(ca->units, currency_minor_units(ca->code)));
+	PG_RETURN_NUMERIC(int64_div_fast_to_numeric(ca->units, ca_currency_minor_units(ca->code)));
 }
 
 PG_FUNCTION_INFO_V1(currency_amount_minor_units);
@@ -421,7 +421,7 @@ currency_amount_currencies(PG_FUNCTION_ARGS)
 	int			minor;
 
 	InitMaterializedSRF(fcinfo, 0);
-	for (int i = 0; currency_entry(i, &iso, &minor); i++)
+	for (int i = 0; ca_currency_entry(i, &iso, &minor); i++)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
@@ -445,10 +445,10 @@ currency_amount_add(PG_FUNCTION_ARGS)
 	CurrencyAmount *b = PG_GETARG_CURRENCY_AMOUNT_P(1);
 	int64		r;
 
-	check_same_currency(a->code, b->code, "add");
+	ca_check_same_currency(a->code, b->code, "add");
 	if (pg_add_s64_overflow(a->units, b->units, &r))
 		report_out_of_range("addition");
-	PG_RETURN_CURRENCY_AMOUNT_P(make_currency_amount(r, a->code));
+	PG_RETURN_CURRENCY_AMOUNT_P(ca_make_currency_amount(r, a->code));
 }
 
 PG_FUNCTION_INFO_V1(currency_amount_sub);
@@ -459,10 +459,10 @@ currency_amount_sub(PG_FUNCTION_ARGS)
 	CurrencyAmount *b = PG_GETARG_CURRENCY_AMOUNT_P(1);
 	int64		r;
 
-	check_same_currency(a->code, b->code, "subtract");
+	ca_check_same_currency(a->code, b->code, "subtract");
 	if (pg_sub_s64_overflow(a->units, b->units, &r))
 		report_out_of_range("subtraction");
-	PG_RETURN_CURRENCY_AMOUNT_P(make_currency_amount(r, a->code));
+	PG_RETURN_CURRENCY_AMOUNT_P(ca_make_currency_amount(r, a->code));
 }
 
 PG_FUNCTION_INFO_V1(currency_amount_neg);
@@ -473,7 +473,7 @@ currency_amount_neg(PG_FUNCTION_ARGS)
 
 	if (a->units == PG_INT64_MIN)
 		report_out_of_range("negation");
-	PG_RETURN_CURRENCY_AMOUNT_P(make_currency_amount(-a->units, a->code));
+	PG_RETURN_CURRENCY_AMOUNT_P(ca_make_currency_amount(-a->units, a->code));
 }
 
 PG_FUNCTION_INFO_V1(currency_amount_abs);
@@ -484,7 +484,7 @@ currency_amount_abs(PG_FUNCTION_ARGS)
 
 	if (a->units == PG_INT64_MIN)
 		report_out_of_range("abs()");
-	PG_RETURN_CURRENCY_AMOUNT_P(make_currency_amount(a->units < 0 ? -a->units : a->units, a->code));
+	PG_RETURN_CURRENCY_AMOUNT_P(ca_make_currency_amount(a->units < 0 ? -a->units : a->units, a->code));
 }
 
 static CurrencyAmount *
@@ -494,7 +494,7 @@ mul_int64(CurrencyAmount *a, int64 f)
 
 	if (pg_mul_s64_overflow(a->units, f, &r))
 		report_out_of_range("multiplication");
-	return make_currency_amount(r, a->code);
+	return ca_make_currency_amount(r, a->code);
 }
 
 PG_FUNCTION_INFO_V1(currency_amount_mul_int8);
@@ -529,8 +529,8 @@ int4_mul_currency_amount(PG_FUNCTION_ARGS)
  * Round an exact numeric to an integer, half to even, and return it as
  * int64 (22003 when it does not fit).
  */
-static int64
-numeric_round_half_even(Numeric x, const char *what)
+int64
+ca_numeric_round_half_even(Numeric x, const char *what)
 {
 	Numeric		q = DatumGetNumeric(DirectFunctionCall2(numeric_trunc, NumericGetDatum(x), Int32GetDatum(0)));
 	Numeric		r = DatumGetNumeric(DirectFunctionCall2(numeric_sub, NumericGetDatum(x), NumericGetDatum(q)));
@@ -563,7 +563,7 @@ mul_numeric(CurrencyAmount *a, Numeric f)
 	check_finite(f, "currency_amount multiplication");
 	product = DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(int64_numeric(a->units)),
 												  NumericGetDatum(f)));
-	return make_currency_amount(numeric_round_half_even(product, "multiplication"), a->code);
+	return ca_make_currency_amount(ca_numeric_round_half_even(product, "multiplication"), a->code);
 }
 
 PG_FUNCTION_INFO_V1(currency_amount_mul_numeric);
@@ -602,7 +602,7 @@ div_int64(CurrencyAmount *a, int64 d)
 	{
 		if (a->units == PG_INT64_MIN)
 			report_out_of_range("division");
-		return make_currency_amount(-a->units, a->code);
+		return ca_make_currency_amount(-a->units, a->code);
 	}
 	q = a->units / d;
 	r = a->units % d;
@@ -614,7 +614,7 @@ div_int64(CurrencyAmount *a, int64 d)
 		if (ar > ad - ar || (ar == ad - ar && (q % 2) != 0))
 			q += ((a->units < 0) != (d < 0)) ? -1 : 1;
 	}
-	return make_currency_amount(q, a->code);
+	return ca_make_currency_amount(q, a->code);
 }
 
 PG_FUNCTION_INFO_V1(currency_amount_div_int8);
@@ -671,7 +671,7 @@ currency_amount_div_numeric(PG_FUNCTION_ARGS)
 			q = DatumGetNumeric(DirectFunctionCall2(numeric_add, NumericGetDatum(q),
 													NumericGetDatum(int64_numeric(negative ? -1 : 1))));
 	}
-	PG_RETURN_CURRENCY_AMOUNT_P(make_currency_amount(numeric_to_units(q, "division"), a->code));
+	PG_RETURN_CURRENCY_AMOUNT_P(ca_make_currency_amount(numeric_to_units(q, "division"), a->code));
 }
 
 /* ------------------------------------------------------------------------
@@ -696,7 +696,7 @@ ca_cmp(const CurrencyAmount *a, const CurrencyAmount *b)
 static inline int
 ca_cmp_same(const CurrencyAmount *a, const CurrencyAmount *b)
 {
-	check_same_currency(a->code, b->code, "compare");
+	ca_check_same_currency(a->code, b->code, "compare");
 	return ca_cmp(a, b);
 }
 
@@ -852,7 +852,7 @@ currency_amount_sum_accum(PG_FUNCTION_ARGS)
 		st->seen = true;
 	}
 	else if (unlikely(st->code != v->code))
-		check_same_currency(st->code, v->code, "sum");
+		ca_check_same_currency(st->code, v->code, "sum");
 	sum_state_add(st, v->units);
 	PG_RETURN_POINTER(st);
 }
@@ -878,7 +878,7 @@ currency_amount_sum_combine(PG_FUNCTION_ARGS)
 		a->seen = true;
 	}
 	else
-		check_same_currency(a->code, b->code, "sum");
+		ca_check_same_currency(a->code, b->code, "sum");
 	sum_state_add(a, b->sum);
 	a->wraps += b->wraps;
 	PG_RETURN_POINTER(a);
@@ -936,7 +936,7 @@ currency_amount_sum_final(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("sum of currency_amount out of range"),
 				 errdetail("The total does not fit in 64-bit minor units.")));
-	PG_RETURN_CURRENCY_AMOUNT_P(make_currency_amount(st->sum, st->code));
+	PG_RETURN_CURRENCY_AMOUNT_P(ca_make_currency_amount(st->sum, st->code));
 }
 
 /* is_currency(text): an ISO 4217 code this type accepts */
@@ -945,7 +945,7 @@ Datum
 currency_is_known(PG_FUNCTION_ARGS)
 {
 	text	   *t = PG_GETARG_TEXT_PP(0);
-	int32		code = currency_pack(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	int32		code = ca_currency_pack(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 
-	PG_RETURN_BOOL(code >= 0 && currency_minor_units(code) >= 0);
+	PG_RETURN_BOOL(code >= 0 && ca_currency_minor_units(code) >= 0);
 }

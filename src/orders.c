@@ -187,7 +187,7 @@ post_order(HeapTuple tup, TupleDesc td)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("order \"%s\" has total %s; an order total must be positive", order_no,
-						currency_amount_to_cstring(total))));
+						ca_currency_amount_to_cstring(total))));
 
 	/* the payment-method decision, under the customer's lock */
 	if (f.needs_lock)
@@ -230,7 +230,7 @@ post_order(HeapTuple tup, TupleDesc td)
 						(errcode(ERRCODE_CA_REFUSED),
 						 errmsg("store credit of customer " INT64_FORMAT " is %s, the order \"%s\" needs %s",
 								customer_id, format_amount(st.store_credit, currency), order_no,
-								currency_amount_to_cstring(total)),
+								ca_currency_amount_to_cstring(total)),
 						 errdetail("reason_code: insufficient_store_credit")));
 			/* the credit was already part of the balance: spend it */
 			e.amount = 0;
@@ -510,7 +510,7 @@ order_line_check(PG_FUNCTION_ARGS)
 	if (price->units < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unit price %s on order \"%s\" must not be negative", currency_amount_to_cstring(price), order_no)));
+				 errmsg("unit price %s on order \"%s\" must not be negative", ca_currency_amount_to_cstring(price), order_no)));
 
 	{
 		RecentOrder *r = recent_order(order_no);
@@ -518,7 +518,7 @@ order_line_check(PG_FUNCTION_ARGS)
 		if (r != NULL)
 		{
 			if (r->code != price->code)
-				check_same_currency(r->code, price->code, "book");
+				ca_check_same_currency(r->code, price->code, "book");
 			order_customer = r->customer_id;
 			goto have_order;
 		}
@@ -533,7 +533,7 @@ order_line_check(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_CA_UNKNOWN),
 					 errmsg("unknown order \"%s\"", order_no)));
 		if (total.code != price->code)
-			check_same_currency(total.code, price->code, "book");
+			ca_check_same_currency(total.code, price->code, "book");
 		if (!ca_order_booked_in_this_transaction(order_no, xmin)
 			&& !ca_restored_order_takes_line(order_no, &total, price, qty))
 			ereport(ERROR,
@@ -591,11 +591,11 @@ order_total_check(PG_FUNCTION_ARGS)
 	{
 		char		iso[4];
 
-		currency_unpack(total.code, iso);
+		ca_currency_unpack(total.code, iso);
 		ereport(ERROR,
 				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
 				 errmsg("order \"%s\" has total %s but its lines sum to %s", order_no,
-						currency_amount_to_cstring(&total), n == 0 ? "nothing (no lines)" : format_amount(sum, iso)),
+						ca_currency_amount_to_cstring(&total), n == 0 ? "nothing (no lines)" : format_amount(sum, iso)),
 				 errhint("Insert the order and all of its lines in one transaction, with total = sum(unit_price * qty).")));
 	}
 	return PointerGetDatum(NULL);

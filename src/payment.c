@@ -59,8 +59,8 @@ char *
 ca_payment_gather_facts(int64 customer_id, const char *currency, const char *channel_kind, int64 total,
 					 TimestampTz at, Snapshot snap, PaymentFacts *f, PaymentPolicy *p)
 {
-	int32		code = currency_pack(currency, 3);
-	int			minor = currency_minor_units(code);
+	int32		code = ca_currency_pack(currency, 3);
+	int			minor = ca_currency_minor_units(code);
 	DateADT		this_month = ca_month_of(at);
 	CustomerRow c;
 	StateRow	st;
@@ -175,7 +175,7 @@ ca_payment_enforce(int64 customer_id, const char *channel, const char *channel_k
 		ereport(ERROR,
 				(errcode(ERRCODE_CA_UNKNOWN),
 				 errmsg("unknown payment method \"%s\"", method)));
-	info = method_info(m, kind, currency_minor_units(currency_pack(currency, 3)));
+	info = method_info(m, kind, ca_currency_minor_units(ca_currency_pack(currency, 3)));
 	/* immediate methods offered on the channel need no account facts, except store credit */
 	if (info.settlement == SETTLE_IMMEDIATE && info.offered_on_kind && !info.is_store_credit
 		&& !info.has_min && !info.has_max)
@@ -218,12 +218,12 @@ payment_options(PG_FUNCTION_ARGS)
 	int			minor;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	currency_unpack(total->code, currency);
-	minor = currency_minor_units(total->code);
+	ca_currency_unpack(total->code, currency);
+	minor = ca_currency_minor_units(total->code);
 	if (total->units <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("order total %s must be positive", currency_amount_to_cstring(total))));
+				 errmsg("order total %s must be positive", ca_currency_amount_to_cstring(total))));
 	ch = ca_channel(channel);
 	if (strcmp(ch->currency, currency) != 0)
 		ereport(ERROR,

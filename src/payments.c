@@ -4,7 +4,7 @@
  *	  Payments and fees on the books: an INSERT into payment books the
  *	  payment (post_payment: applied to the named order's items, then the
  *	  oldest due; the rest becomes store credit), payment_post is its AFTER
- *	  row trigger; post_fee books a dunning fee.  The payment-method
+ *	  row trigger; ca_post_fee books a dunning fee.  The payment-method
  *	  decision for an order lives in payment.c.
  *
  *-------------------------------------------------------------------------
@@ -69,7 +69,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("payment \"%s\" has amount %s; a payment must be positive", payment_ref,
-						currency_amount_to_cstring(amount)),
+						ca_currency_amount_to_cstring(amount)),
 				 errhint("Money paid out to the customer is a refund, not a negative payment.")));
 	ca_check_customer(customer_id);
 	ca_check_event_time(received_at, "received_at", "payment", payment_ref);
@@ -124,7 +124,7 @@ post_payment(HeapTuple tup, TupleDesc td)
 
 /* a dunning fee: a receivable due 14 days after the notice */
 void
-post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, const char *note)
+ca_post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, const char *note)
 {
 	StateRow	st;
 	PostingExtra x = {0};

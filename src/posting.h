@@ -104,6 +104,6 @@ extern int64 ca_settle_items(int64 customer_id, const char *currency, const char
 							 int32 *orders_paid);
 
 /* post a dunning fee: a fee item due at once and its ledger entry */
-extern void post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, const char *note);
+extern void ca_post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, const char *note);
 
 #endif

@@ -99,7 +99,7 @@ currency_text(const CurrencyAmount *ca)
 {
 	char	   *iso = palloc(4);
 
-	currency_unpack(ca->code, iso);
+	ca_currency_unpack(ca->code, iso);
 	return iso;
 }
 
@@ -110,9 +110,9 @@ format_amount(int64 units, const char *currency)
 	CurrencyAmount ca;
 
 	ca.units = units;
-	ca.code = currency_pack(currency, 3);
+	ca.code = ca_currency_pack(currency, 3);
 	ca.pad = 0;
-	return currency_amount_to_cstring(&ca);
+	return ca_currency_amount_to_cstring(&ca);
 }
 
 /* the trigger data, or an error when not called as a trigger */

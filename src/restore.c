@@ -281,7 +281,7 @@ ca_order_already_posted(HeapTuple tup, TupleDesc td)
 	if (e.amount.code != total->code || e.amount.units != total->units)
 		posted_otherwise("order", order_no,
 						 psprintf("The ledger books %s, the order's total is %s.",
-								  currency_amount_to_cstring(&e.amount), currency_amount_to_cstring(total)));
+								  ca_currency_amount_to_cstring(&e.amount), ca_currency_amount_to_cstring(total)));
 	if (e.event_at != placed_at)
 		posted_otherwise("order", order_no,
 						 psprintf("The ledger books it placed at %s, the order says %s.",
@@ -315,7 +315,7 @@ ca_payment_already_posted(HeapTuple tup, TupleDesc td)
 	if (e.amount.code != amount->code || amount->units <= 0 || e.amount.units != -amount->units)
 		posted_otherwise("payment", payment_ref,
 						 psprintf("The ledger books %s, the payment is %s.",
-								  currency_amount_to_cstring(&e.amount), currency_amount_to_cstring(amount)));
+								  ca_currency_amount_to_cstring(&e.amount), ca_currency_amount_to_cstring(amount)));
 	if (e.event_at != received_at)
 		posted_otherwise("payment", payment_ref,
 						 psprintf("The ledger books it received at %s, the payment says %s.",

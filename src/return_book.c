@@ -75,7 +75,7 @@ text_or_null(const char *s, char *null_flag)
 static char *
 format_units(int64 units, int32 code)
 {
-	return currency_amount_to_cstring(make_currency_amount(units, code));
+	return ca_currency_amount_to_cstring(ca_make_currency_amount(units, code));
 }
 
 /* a new return number that is not also an order number */
@@ -380,7 +380,7 @@ put_row(ReturnSetInfo *rsinfo, Oid action_type, const char *return_no, ReturnAct
 	values[1] = DirectFunctionCall2(enum_in, CStringGetDatum(ca_return_action_names[action]),
 									ObjectIdGetDatum(action_type));
 	if (has_refund)
-		values[2] = CurrencyAmountPGetDatum(make_currency_amount(refund, code));
+		values[2] = CurrencyAmountPGetDatum(ca_make_currency_amount(refund, code));
 	else
 		nulls[2] = true;
 	values[3] = CStringGetTextDatum(reason_code);

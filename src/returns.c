@@ -365,7 +365,7 @@ read_order(const char *order_no, Snapshot snap, ReturnCase *rc)
 		total = DatumGetCurrencyAmountP(get(&s, rr.o_total, &n));
 		rc->total = total->units;
 		rc->code = total->code;
-		currency_unpack(total->code, rc->currency);
+		ca_currency_unpack(total->code, rc->currency);
 		rc->placed_at = get_ts(&s, rr.o_placed, &has);
 		rc->delivered_at = get_ts(&s, rr.o_delivered, &rc->has_delivered);
 		(void) get_ts(&s, rr.o_cancelled, &rc->cancelled);
@@ -957,7 +957,7 @@ decide_return(PG_FUNCTION_ARGS)
 		if (r->action == RETURN_REJECT)
 			nulls[1] = true;
 		else
-			values[1] = CurrencyAmountPGetDatum(make_currency_amount(r->refund, rc->code));
+			values[1] = CurrencyAmountPGetDatum(ca_make_currency_amount(r->refund, rc->code));
 		values[2] = CStringGetTextDatum(r->reason_code);
 		values[3] = CStringGetTextDatum(ca_return_reason(r->reason_code, r->action, rc->language));
 		if (r->tender >= 0)

@@ -1421,7 +1421,7 @@ read_orders(VState *vs, Oid nsp)
 			{
 				char		iso[4];
 
-				currency_unpack(code, iso);
+				ca_currency_unpack(code, iso);
 				last_cur = cur_intern(vs, iso, 3);
 				last_code = code;
 			}
