@@ -19,15 +19,19 @@
  *	    dunning_notice  the highest level per account and cycle
  *	    account_state   each row compared with all of the above
  *
- *	  The result is exactly that of the SQL definition it replaces (see the
- *	  comment in the extension script): the same figures, compared in the
- *	  same types with the same NULL handling, each difference also as text
- *	  in the type's output format.  The tables are read with the snapshot
- *	  of the calling statement, like a SQL query would.
+ *	  The result is that of the SQL definition it replaces (see the comment
+ *	  in the extension script): the same figures, compared in the same
+ *	  types with the same NULL handling, each difference also as text in
+ *	  the type's output format.  One difference: a running sum that leaves
+ *	  bigint is an error here even if later rows would bring it back (SQL
+ *	  summed in numeric and failed only on the final cast).  The tables are
+ *	  read with the snapshot of the calling statement, like a SQL query.
  *
- *	  Accounts are reached through an array indexed by customer_id when the
- *	  customer ids are dense (they come from an identity column), else
- *	  through a hash table; no per-row function call, no sort.
+ *	  Customers are reached through an array indexed by customer_id -
+ *	  min(customer_id) when the ids are dense (they come from an identity
+ *	  column), else through a hash table; no per-row function call, no
+ *	  sort.  Memory: about 0.6 kB per account (60 MB at 100 000 customers),
+ *	  freed at the end.
  *
  *-------------------------------------------------------------------------
  */
