@@ -2281,48 +2281,6 @@ COMMENT ON FUNCTION @extschema@.search(text, integer) IS
 ------------------------------------------------------------------------------
 -- section: verify_balances (after every section that adds a cached figure)
 ------------------------------------------------------------------------------
--- channel_day rebuilt from the ledger: per UTC day, channel and currency
--- the orders placed that day and not cancelled and their value, and the
--- returns booked that day (under the channel that sold the goods); every
--- difference as a row for verify_balances() (customer_id NULL, the day and
--- channel in the values).  One pass over the ledger's order, cancel and
--- return entries.
-CREATE FUNCTION @extschema@.channel_day_differences(OUT customer_id bigint, OUT currency text, OUT figure text,
-        OUT is_money boolean, OUT stored text, OUT recomputed text)
-RETURNS SETOF record LANGUAGE sql STABLE SET search_path = @extschema@, pg_temp AS $$
-    WITH led AS (
-        SELECT (l.event_at AT TIME ZONE 'UTC')::date AS day, l.channel, l.currency,
-               count(*) FILTER (WHERE l.entry_type = 'order' AND c.order_no IS NULL) AS orders,
-               coalesce(sum(l.revenue_delta) FILTER (WHERE l.entry_type = 'order' AND c.order_no IS NULL), 0)::bigint AS purchased,
-               coalesce(sum(l.returned_delta) FILTER (WHERE l.entry_type = 'return'), 0)::bigint AS returned
-        FROM @extschema@.ledger l
-        LEFT JOIN (SELECT DISTINCT x.order_no FROM @extschema@.ledger x WHERE x.entry_type = 'cancel') c
-               ON l.entry_type = 'order' AND c.order_no OPERATOR(pg_catalog.=) l.order_no
-        WHERE l.entry_type IN ('order', 'return')
-        GROUP BY 1, 2, 3
-    ), kept AS (
-        SELECT d.day, d.channel, d.currency, sum(d.orders)::bigint AS orders,
-               sum(d.purchased)::bigint AS purchased, sum(d.returned)::bigint AS returned
-        FROM @extschema@.channel_day d GROUP BY 1, 2, 3
-    )
-    SELECT NULL::bigint, coalesce(k.currency, led.currency), 'channel_day ' || f.figure, false,
-           pg_catalog.to_char(coalesce(k.day, led.day), 'YYYY-MM-DD') || ' ' || coalesce(k.channel, led.channel) || ': ' || f.stored,
-           pg_catalog.to_char(coalesce(k.day, led.day), 'YYYY-MM-DD') || ' ' || coalesce(k.channel, led.channel) || ': ' || f.recomputed
-    FROM kept k
-    FULL JOIN led ON led.day OPERATOR(pg_catalog.=) k.day AND led.channel OPERATOR(pg_catalog.=) k.channel
-                 AND led.currency OPERATOR(pg_catalog.=) k.currency
-    CROSS JOIN LATERAL (VALUES
-        ('orders', coalesce(k.orders, 0)::text, coalesce(led.orders, 0)::text),
-        ('purchased', @extschema@.currency_amount_from_minor_units(coalesce(k.purchased, 0), coalesce(k.currency, led.currency))::text,
-                      @extschema@.currency_amount_from_minor_units(coalesce(led.purchased, 0), coalesce(k.currency, led.currency))::text),
-        ('returned', @extschema@.currency_amount_from_minor_units(coalesce(k.returned, 0), coalesce(k.currency, led.currency))::text,
-                     @extschema@.currency_amount_from_minor_units(coalesce(led.returned, 0), coalesce(k.currency, led.currency))::text)
-    ) AS f(figure, stored, recomputed)
-    WHERE f.stored IS DISTINCT FROM f.recomputed
-$$;
-REVOKE ALL ON FUNCTION @extschema@.channel_day_differences() FROM PUBLIC;
-COMMENT ON FUNCTION @extschema@.channel_day_differences() IS
-    'channel_day rebuilt from the ledger: every difference (used by verify_balances())';
 
 -- verify_balances(): every figure the account state caches, rebuilt from the
 -- books in one pass over the ledger (plus the open items, the orders and the
@@ -2371,6 +2329,12 @@ COMMENT ON FUNCTION @extschema@.channel_day_differences() IS
 --   account_period FULL JOIN the ledger's months (revenue_period, under the
 --     survivor): period revenue, period purchased (the revenue of 'order' and
 --     'cancel' entries), period returned, period orders
+--   channel_day (its slots added up) FULL JOIN per UTC day, channel and
+--     currency: the orders not cancelled placed that day and their total
+--     (from orders), the returned_delta of the ledger's 'return' entries of
+--     that day (channel = the channel that sold the goods); as figures
+--     'channel_day orders|purchased|returned' with customer_id NULL and the
+--     day and channel in the values ('2026-11-21 till: 6')
 --
 -- Each figure is compared in its own type with IS DISTINCT FROM semantics (a
 -- missing account or month counts as zeros, as the SQL's coalesce did); the
@@ -2392,10 +2356,7 @@ CREATE FUNCTION @extschema@.verify_balances(OUT customer_id bigint, OUT currency
 RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp
 AS $$
     SELECT v.customer_id, v.currency, v.stored, v.recomputed, v.figure, v.stored_value, v.recomputed_value
-    FROM (SELECT * FROM @extschema@.verify_balances_rebuild()
-          UNION ALL
-          SELECT d.customer_id, d.currency, NULL, NULL, d.figure, d.stored, d.recomputed
-          FROM @extschema@.channel_day_differences() d) v
+    FROM @extschema@.verify_balances_rebuild() v
     ORDER BY v.customer_id, v.currency COLLATE "C", v.figure
 $$;
 REVOKE ALL ON FUNCTION @extschema@.verify_balances() FROM PUBLIC;

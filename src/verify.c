@@ -265,6 +265,12 @@ typedef struct VState
 	int			last_cur;
 	/* unsettled items' orders */
 	StrSet		orders_open;
+	/* channel_day rebuilt: per UTC day, channel and currency (DayEnt) */
+	HTAB	   *days;
+	HTAB	   *chans;			/* channel name -> index into chan_text */
+	char	  **chan_text;
+	int			nchan;
+	int			capchan;
 	/* the answer */
 	ReturnSetInfo *rsinfo;
 } VState;
@@ -761,6 +767,130 @@ text_copy(VState *vs, Datum d)
 }
 
 /* ------------------------------------------------------------------------
+ * channel_day: per UTC day, channel and currency
+ * ------------------------------------------------------------------------
+ */
+typedef struct ChanKey
+{
+	uint32		hash;
+	int32		len;
+	const char *name;
+} ChanKey;
+
+typedef struct ChanEnt
+{
+	ChanKey		key;
+	int32		idx;
+} ChanEnt;
+
+typedef struct DayKey
+{
+	DateADT		day;
+	int32		cur;
+	int32		chan;
+} DayKey;
+
+/* what the books say (led) and what channel_day keeps (kept): orders, purchased, returned */
+typedef struct DayEnt
+{
+	DayKey		key;
+	int64		led[3];
+	int64		kept[3];
+} DayEnt;
+
+/* dynahash callbacks for channel names of any length */
+static uint32
+chan_hash(const void *key, Size keysize)
+{
+	return ((const ChanKey *) key)->hash;
+}
+
+static int
+chan_match(const void *a, const void *b, Size keysize)
+{
+	const ChanKey *x = a;
+	const ChanKey *y = b;
+
+	return !(x->len == y->len && memcmp(x->name, y->name, x->len) == 0);
+}
+
+/* the index of a channel name, interned on first sight */
+static int32
+chan_intern(VState *vs, const char *name, int len)
+{
+	ChanKey		k;
+	ChanEnt    *e;
+	bool		found;
+
+	if (vs->chans == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(ChanKey);
+		ctl.entrysize = sizeof(ChanEnt);
+		ctl.hash = chan_hash;
+		ctl.match = chan_match;
+		ctl.hcxt = vs->cxt;
+		vs->chans = hash_create("verify channels", 64, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	}
+	k.hash = hash_bytes((const unsigned char *) name, len);
+	k.len = len;
+	k.name = name;
+	e = hash_search(vs->chans, &k, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->key.name = arena_strdup(vs, name, len);
+		if (vs->nchan == vs->capchan)
+		{
+			vs->capchan = Max(16, vs->capchan * 2);
+			vs->chan_text = vs->chan_text ? repalloc(vs->chan_text, sizeof(char *) * vs->capchan)
+				: palloc(sizeof(char *) * vs->capchan);
+		}
+		vs->chan_text[vs->nchan] = (char *) e->key.name;
+		e->idx = vs->nchan++;
+	}
+	return e->idx;
+}
+
+/* the UTC day of a time (DateADT and TimestampTz count from the same midnight) */
+static inline DateADT
+utc_day(TimestampTz ts)
+{
+	return (DateADT) (ts >= 0 ? ts / USECS_PER_DAY : -((-ts - 1) / USECS_PER_DAY) - 1);
+}
+
+/* the figures of a day, channel (text column) and currency */
+static DayEnt *
+day_get(VState *vs, DateADT day, int cur, Datum channel)
+{
+	struct varlena *c = vtext(channel);
+	DayKey		k;
+	DayEnt	   *e;
+	bool		found;
+
+	if (vs->days == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(DayKey);
+		ctl.entrysize = sizeof(DayEnt);
+		ctl.hcxt = vs->cxt;
+		vs->days = hash_create("verify channel days", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&k, 0, sizeof(k));
+	k.day = day;
+	k.cur = cur;
+	k.chan = chan_intern(vs, VARDATA_ANY(c), VARSIZE_ANY_EXHDR(c));
+	e = hash_search(vs->days, &k, HASH_ENTER, &found);
+	if (!found)
+	{
+		memset(e->led, 0, sizeof(e->led));
+		memset(e->kept, 0, sizeof(e->kept));
+	}
+	return e;
+}
+
+/* ------------------------------------------------------------------------
  * the answer
  * ------------------------------------------------------------------------
  */
@@ -1180,7 +1310,8 @@ read_ledger(VState *vs, Oid nsp)
 				c_ord,
 				c_period,
 				c_at,
-				c_kind;
+				c_kind,
+				c_chan;
 	Oid			kinds[5];
 	static const char *const kind_names[5] = {"webshop", "store", "marketplace", "callcenter", "app"};
 	LedgerRow	rows[BATCH];
@@ -1199,6 +1330,7 @@ read_ledger(VState *vs, Oid nsp)
 	c_period = table_col(&t, "revenue_period", DATEOID);
 	c_at = table_col(&t, "event_at", TIMESTAMPTZOID);
 	c_kind = table_col(&t, "channel_kind", InvalidOid);
+	c_chan = table_col(&t, "channel", TEXTOID);
 	for (int k = 0; k < 5; k++)
 		kinds[k] = DatumGetObjectId(DirectFunctionCall2(enum_in, CStringGetDatum(kind_names[k]),
 														ObjectIdGetDatum(table_col_type(&t, c_kind))));
@@ -1229,6 +1361,13 @@ read_ledger(VState *vs, Oid nsp)
 			}
 			else if (tlen == 6 && memcmp(tp, "cancel", 6) == 0)
 				r->what |= L_PURCHASE;
+			else if (tlen == 6 && memcmp(tp, "return", 6) == 0 && !NUL(&t, c_chan))
+			{
+				/* channel_day: a return on its day, under the channel that sold the goods */
+				DayEnt	   *d = day_get(vs, utc_day(DatumGetTimestampTz(COL(&t, c_at))), r->cur, COL(&t, c_chan));
+
+				add_checked(&d->led[2], DatumGetInt64(COL(&t, c_ret)));
+			}
 			if (!((tlen == 8 && memcmp(tp, "merge_in", 8) == 0) || (tlen == 9 && memcmp(tp, "merge_out", 9) == 0)))
 				r->what |= L_EVENT;
 			if (!NUL(&t, c_period))
@@ -1392,7 +1531,9 @@ read_orders(VState *vs, Oid nsp)
 	AttrNumber	c_no,
 				c_id,
 				c_total,
-				c_cancelled;
+				c_cancelled,
+				c_placed,
+				c_chan;
 	int32		last_code = -1;
 	int			last_cur = -1;
 	OrderRow	rows[BATCH];
@@ -1404,23 +1545,21 @@ read_orders(VState *vs, Oid nsp)
 	c_id = table_col(&t, "customer_id", INT8OID);
 	c_total = table_col_money(&t, "total");
 	c_cancelled = table_col(&t, "cancelled_at", TIMESTAMPTZOID);
+	c_placed = table_col(&t, "placed_at", TIMESTAMPTZOID);
+	c_chan = table_col(&t, "channel", TEXTOID);
 	while (more)
 	{
 		for (n = 0; n < BATCH && (more = table_next(&t));)
 		{
 			int32		code;
+			CurrencyAmount *total;
+			DayEnt	   *d;
 
 			if (!NUL(&t, c_cancelled))
 				continue;
-			if (vs->orders_open.n > 0)
-			{
-				struct varlena *o = vtext(COL(&t, c_no));
-
-				if (strset_has(&vs->orders_open, VARDATA_ANY(o), VARSIZE_ANY_EXHDR(o)))
-					continue;
-			}
 			/* by customer_id and currency_of(total) */
-			code = DatumGetCurrencyAmountP(COL(&t, c_total))->code;
+			total = DatumGetCurrencyAmountP(COL(&t, c_total));
+			code = total->code;
 			if (code != last_code)
 			{
 				char		iso[4];
@@ -1428,6 +1567,17 @@ read_orders(VState *vs, Oid nsp)
 				ca_currency_unpack(code, iso);
 				last_cur = cur_intern(vs, iso, 3);
 				last_code = code;
+			}
+			/* channel_day: an order not cancelled, on the day it was placed */
+			d = day_get(vs, utc_day(DatumGetTimestampTz(COL(&t, c_placed))), last_cur, COL(&t, c_chan));
+			d->led[0]++;
+			add_checked(&d->led[1], total->units);
+			if (vs->orders_open.n > 0)
+			{
+				struct varlena *o = vtext(COL(&t, c_no));
+
+				if (strset_has(&vs->orders_open, VARDATA_ANY(o), VARSIZE_ANY_EXHDR(o)))
+					continue;
 			}
 			rows[n].slot = cust_slot(vs, DatumGetInt64(COL(&t, c_id)), true);
 			rows[n].cur = last_cur;
@@ -1438,6 +1588,75 @@ read_orders(VState *vs, Oid nsp)
 			acct_get(vs, rows[i].slot, rows[i].cur, true)->paid++;
 	}
 	table_end(&t);
+}
+
+/* what channel_day keeps, the slots added up */
+static void
+read_channel_days(VState *vs, Oid nsp)
+{
+	VTable		t;
+	AttrNumber	c_day,
+				c_chan,
+				c_cur,
+				c_f[3];
+
+	table_start(&t, nsp, "channel_day");
+	c_day = table_col(&t, "day", DATEOID);
+	c_chan = table_col(&t, "channel", TEXTOID);
+	c_cur = table_col(&t, "currency", TEXTOID);
+	c_f[0] = table_col(&t, "orders", INT8OID);
+	c_f[1] = table_col(&t, "purchased", INT8OID);
+	c_f[2] = table_col(&t, "returned", INT8OID);
+	while (table_next(&t))
+	{
+		DayEnt	   *d = day_get(vs, DatumGetDateADT(COL(&t, c_day)), cur_of_datum(vs, COL(&t, c_cur)),
+								COL(&t, c_chan));
+
+		for (int f = 0; f < 3; f++)
+			add_checked(&d->kept[f], DatumGetInt64(COL(&t, c_f[f])));
+	}
+	table_end(&t);
+}
+
+/* a channel_day figure as text: "2026-11-21 till: 6" */
+static char *
+day_text(VState *vs, const DayEnt *d, int f, int64 v)
+{
+	int			y,
+				m,
+				dd;
+	char	   *value;
+
+	j2date(d->key.day + POSTGRES_EPOCH_JDATE, &y, &m, &dd);
+	value = f == 0 ? int8_text(v)
+		: DatumGetCString(DirectFunctionCall1(currency_amount_out, amount_datum(vs, d->key.cur, v)));
+	return psprintf("%04d-%02d-%02d %s: %s", y, m, dd, vs->chan_text[d->key.chan], value);
+}
+
+/* every channel_day figure that differs from the books (customer_id NULL) */
+static void
+check_channel_days(VState *vs)
+{
+	static const char *const figures[3] = {"channel_day orders", "channel_day purchased", "channel_day returned"};
+	HASH_SEQ_STATUS seq;
+	DayEnt	   *d;
+
+	if (vs->days == NULL)
+		return;
+	hash_seq_init(&seq, vs->days);
+	while ((d = hash_seq_search(&seq)) != NULL)
+		for (int f = 0; f < 3; f++)
+			if (d->led[f] != d->kept[f])
+			{
+				Datum		values[7];
+				bool		nulls[7] = {true, false, true, true, false, false, false};
+
+				values[1] = PointerGetDatum(cstring_to_text_with_len(vs->cur_text[d->key.cur], vs->cur_len[d->key.cur]));
+				values[4] = CStringGetTextDatum(figures[f]);
+				values[5] = CStringGetTextDatum(day_text(vs, d, f, d->kept[f]));
+				values[6] = CStringGetTextDatum(day_text(vs, d, f, d->led[f]));
+				tuplestore_putvalues(vs->rsinfo->setResult, vs->rsinfo->setDesc, values, nulls);
+			}
 }
 
 static void
@@ -1811,7 +2030,9 @@ verify_balances_rebuild(PG_FUNCTION_ARGS)
 	PASS(read_orders(&vs, nsp));
 	PASS(read_notices(&vs, nsp));
 	PASS(read_states(&vs, nsp));
+	PASS(read_channel_days(&vs, nsp));
 	PASS(check_rest(&vs));
+	PASS(check_channel_days(&vs));
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(vs.cxt);
