@@ -189,7 +189,7 @@ ca_check_customer(int64 customer_id)
 }
 
 #define UPDATE_STATE_SQL(ring_clause) \
-	"UPDATE customer_account.account_state SET" \
+	"UPDATE customer_account.account_state s SET" \
 	" balance = balance + $3, open_amount = open_amount + $4," \
 	" store_credit = store_credit + $5, lifetime_revenue = lifetime_revenue + $6," \
 	" lifetime_returned = lifetime_returned + $7, orders_count = orders_count + $8," \
@@ -205,17 +205,11 @@ ca_check_customer(int64 customer_id)
 	"     WHERE i.customer_id = $1 AND i.currency = $2 AND i.settled_at IS NULL AND i.kind <> 'prepayment')" \
 	"   WHEN $14 THEN LEAST(next_due_at, $13) ELSE next_due_at END," \
 	" last_event_at = GREATEST(last_event_at, $15)," \
-	" dunning_level = CASE WHEN $16 AND dunning_level > 0 AND NOT EXISTS (SELECT 1" \
-	"     FROM customer_account.open_item i WHERE i.customer_id = $1 AND i.currency = $2" \
-	"       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())" \
-	"   THEN 0 ELSE dunning_level END," \
-	" dunning_cycle = dunning_cycle + CASE WHEN $16 AND dunning_level > 0 AND NOT EXISTS (SELECT 1" \
-	"     FROM customer_account.open_item i WHERE i.customer_id = $1 AND i.currency = $2" \
-	"       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())" \
-	"   THEN 1 ELSE 0 END," \
+	" dunning_level = CASE WHEN $16 AND" CA_NOTHING_OVERDUE("now()") " THEN 0 ELSE dunning_level END," \
+	" dunning_cycle = dunning_cycle + CASE WHEN $16 AND" CA_NOTHING_OVERDUE("now()") " THEN 1 ELSE 0 END," \
 	ring_clause \
 	" updated_at = now()" \
-	" WHERE customer_id = $1 AND currency = $2"
+	" WHERE s.customer_id = $1 AND s.currency = $2"
 /* the month ring beside account_period (1.1.0; absent until ALTER EXTENSION UPDATE) */
 #define RING_CLAUSE \
 	" month_ring = CASE WHEN $17 THEN customer_account.month_ring_add(month_ring, $18, $6, $19, $7, $8)" \
@@ -291,4 +285,40 @@ ca_apply_delta(int64 customer_id, const char *currency, const AccountDelta *d)
 		pvalues[6] = Int32GetDatum(d->orders);
 		ca_execute(plan_period, pvalues, NULL, false, 0);
 	}
+}
+
+/* dunning: level 0 and a new cycle where nothing is overdue at `at` (accounts locked by the caller) */
+void
+ca_end_dunning(TimestampTz at, Datum customer_ids, Datum currencies)
+{
+	Oid			types[3] = {TIMESTAMPTZOID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum		args[3];
+
+	args[0] = TimestampTzGetDatum(at);
+	args[1] = customer_ids;
+	args[2] = currencies;
+	if (SPI_execute_with_args("UPDATE customer_account.account_state s SET dunning_level = 0,"
+							  " dunning_cycle = dunning_cycle + 1, updated_at = now()"
+							  " FROM unnest($2, $3) AS k(c, cur)"
+							  " WHERE s.customer_id = k.c AND s.currency = k.cur AND" CA_NOTHING_OVERDUE("$1"),
+							  3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not reset dunning levels");
+}
+
+/* dunning: the new levels of the accounts locked by the caller, by row version; the rows updated */
+uint64
+ca_set_dunning_levels(DateADT run_date, Datum tids, Datum levels)
+{
+	Oid			types[3] = {DATEOID, TIDARRAYOID, INT4ARRAYOID};
+	Datum		args[3];
+
+	args[0] = DateADTGetDatum(run_date);
+	args[1] = tids;
+	args[2] = levels;
+	if (SPI_execute_with_args("UPDATE customer_account.account_state s SET dunning_level = u.l,"
+							  " dunned_at = $1, updated_at = now()"
+							  " FROM unnest($2, $3) AS u(t, l) WHERE s.ctid = u.t",
+							  3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update the dunning levels");
+	return SPI_processed;
 }

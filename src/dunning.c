@@ -193,11 +193,7 @@ typedef struct SnapSig
 	" ORDER BY k.c, k.cur"
 
 /* nothing overdue any more (as of $1): the account leaves dunning */
-#define NOTHING_OVERDUE \
-	" s.dunning_level > 0 AND NOT EXISTS (SELECT 1 FROM customer_account.open_item i" \
-	"   WHERE i.customer_id = s.customer_id AND i.currency = s.currency" \
-	"     AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment'" \
-	"     AND i.due_at < $1)"
+/* the end of a dunning cycle: CA_NOTHING_OVERDUE (posting.h), at the run date */
 
 /* a tid datum (pass by reference) and back */
 static inline ItemPointer
@@ -1086,17 +1082,11 @@ dunning_run(PG_FUNCTION_ARGS)
 	}
 	if (leaving.n > 0)
 	{
-		Oid			ktypes[3] = {TIMESTAMPTZOID, INT8ARRAYOID, TEXTARRAYOID};
-		Datum		kargs[3];
+		Datum		custs;
+		Datum		curs;
 
-		kargs[0] = TimestampTzGetDatum(as_of_ts);
-		keys_args(&leaving, &kargs[1], &kargs[2]);
-		if (SPI_execute_with_args("UPDATE customer_account.account_state s SET dunning_level = 0,"
-								  " dunning_cycle = dunning_cycle + 1, updated_at = now()"
-								  " FROM unnest($2, $3) AS k(c, cur)"
-								  " WHERE s.customer_id = k.c AND s.currency = k.cur AND" NOTHING_OVERDUE,
-								  3, ktypes, kargs, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not reset dunning levels");
+		keys_args(&leaving, &custs, &curs);
+		ca_end_dunning(as_of_ts, custs, curs);
 	}
 	if (ndec < 0)
 	{
@@ -1202,20 +1192,16 @@ dunning_run(PG_FUNCTION_ARGS)
 
 			/* the new levels: the rows are ours (locked), found by their versions */
 			{
-				Oid			types[3] = {DATEOID, TIDARRAYOID, INT4ARRAYOID};
-				Datum		uargs[3];
+				uint64		updated;
 
-				uargs[0] = DateADTGetDatum(as_of);
-				uargs[1] = PointerGetDatum(construct_array(w_tid, inserted, TIDOID, sizeof(ItemPointerData), false,
-														   TYPALIGN_SHORT));
-				uargs[2] = PointerGetDatum(construct_array(w_level, inserted, INT4OID, 4, true, TYPALIGN_INT));
-				if (SPI_execute_with_args("UPDATE customer_account.account_state s SET dunning_level = u.l,"
-										  " dunned_at = $1, updated_at = now()"
-										  " FROM unnest($2, $3) AS u(t, l) WHERE s.ctid = u.t",
-										  3, types, uargs, NULL, false, 0) != SPI_OK_UPDATE)
-					elog(ERROR, "could not update the dunning levels");
-				if (SPI_processed != inserted)
-					elog(ERROR, "dunning levels: %d of %d account rows updated", (int) SPI_processed, (int) inserted);
+				updated = ca_set_dunning_levels(as_of,
+												PointerGetDatum(construct_array(w_tid, inserted, TIDOID,
+																				sizeof(ItemPointerData), false,
+																				TYPALIGN_SHORT)),
+												PointerGetDatum(construct_array(w_level, inserted, INT4OID, 4, true,
+																				TYPALIGN_INT)));
+				if (updated != inserted)
+					elog(ERROR, "dunning levels: %d of %d account rows updated", (int) updated, (int) inserted);
 			}
 			/* the outbox, in key order, from the notices just written */
 			{

@@ -282,14 +282,8 @@ merge_customers(PG_FUNCTION_ARGS)
 			 " next_due_at = (SELECT min(i.due_at) FROM customer_account.open_item i"
 			 "     WHERE i.customer_id = s.customer_id AND i.currency = s.currency"
 			 "       AND i.settled_at IS NULL AND i.kind <> 'prepayment'),"
-			 " dunning_level = CASE WHEN s.dunning_level > 0 AND NOT EXISTS (SELECT 1"
-			 "     FROM customer_account.open_item i WHERE i.customer_id = s.customer_id AND i.currency = s.currency"
-			 "       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())"
-			 "   THEN 0 ELSE s.dunning_level END,"
-			 " dunning_cycle = s.dunning_cycle + CASE WHEN s.dunning_level > 0 AND NOT EXISTS (SELECT 1"
-			 "     FROM customer_account.open_item i WHERE i.customer_id = s.customer_id AND i.currency = s.currency"
-			 "       AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment' AND i.due_at < now())"
-			 "   THEN 1 ELSE 0 END"
+			 " dunning_level = CASE WHEN" CA_NOTHING_OVERDUE("now()") " THEN 0 ELSE s.dunning_level END,"
+			 " dunning_cycle = s.dunning_cycle + CASE WHEN" CA_NOTHING_OVERDUE("now()") " THEN 1 ELSE 0 END"
 			 " WHERE s.customer_id = $1"
 			 "   AND s.currency IN (SELECT x.currency FROM customer_account.account_state x WHERE x.customer_id = $2)",
 			 survivor, duplicate);

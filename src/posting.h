@@ -103,6 +103,23 @@ extern int64 ca_settle_items(int64 customer_id, const char *currency, const char
 							 TimestampTz due_before, int64 amount, TimestampTz at, const char *ref,
 							 int32 *orders_paid);
 
+/*
+ * SQL: the account row s has a dunning level, yet nothing of it is overdue
+ * at clock (an SQL expression): the one rule by which a dunning cycle ends,
+ * after a payment or return (clock now()), a merge (now()) or in a dunning
+ * run (its run date)
+ */
+#define CA_NOTHING_OVERDUE(clock) \
+	" s.dunning_level > 0 AND NOT EXISTS (SELECT 1 FROM customer_account.open_item i" \
+	"   WHERE i.customer_id = s.customer_id AND i.currency = s.currency" \
+	"     AND i.settled_at IS NULL AND NOT i.disputed AND i.kind <> 'prepayment'" \
+	"     AND i.due_at < " clock ")"
+
+/* dunning: level 0 and a new cycle where nothing is overdue at `at` (accounts locked by the caller) */
+extern void ca_end_dunning(TimestampTz at, Datum customer_ids, Datum currencies);
+/* dunning: the new levels of the accounts locked by the caller, by row version; the rows updated */
+extern uint64 ca_set_dunning_levels(DateADT run_date, Datum tids, Datum levels);
+
 /* post a dunning fee: a fee item due at once and its ledger entry */
 extern void ca_post_fee(int64 customer_id, const char *currency, int64 fee, TimestampTz at, const char *note);
 
