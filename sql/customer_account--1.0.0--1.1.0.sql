@@ -1975,10 +1975,15 @@ GROUP BY 1, 2, 3;
 -- channel_report(from, to): per channel, the orders placed in [from, to)
 -- and not cancelled, their value net of the returns booked in the period,
 -- the returned value (a return counts under the channel that sold the
--- order, at the time of the return) and returned / purchased value.  The
--- whole UTC days of the period come from channel_day; the part of a day at
--- either end from the ledger's 'order' and 'return' entries, through a
--- partial index that covers every column the report needs.
+-- order, at the time of the return) and returned / purchased value.  Every
+-- UTC day the period touches comes from channel_day, except at either end
+-- where the period cuts a day: there the ledger's 'order' and 'return'
+-- entries (through a partial index that covers every column the report
+-- needs) either add the part inside the period or are taken off the whole
+-- day for the part outside it, whichever spans less time up to now: a
+-- report up to now reads today from the summary and takes off nothing
+-- (nothing is booked after now), a report from a time in the past reads
+-- the rest of that day.
 CREATE INDEX ledger_channel_report ON @extschema@.ledger (event_at)
     INCLUDE (entry_type, channel, currency, revenue_delta, returned_delta, order_no)
     WHERE entry_type IN ('order', 'return');
@@ -1987,49 +1992,83 @@ RETURNS TABLE (channel text, orders bigint, revenue @extschema@.currency_amount,
                returned @extschema@.currency_amount, return_rate numeric)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $$
 DECLARE
-    first_day date;      -- the first whole UTC day of the period
-    end_day   date;      -- the day after the last whole one
-    first_at  timestamptz;
-    end_at    timestamptz;
+    n        timestamptz := now();
+    zero     interval := interval '0';
+    d0       date;          -- the first and the last UTC day the period touches
+    dl       date;
+    d0_at    timestamptz;   -- their midnights
+    dl_at    timestamptz;
+    sum_lo   date;          -- channel_day is read for [sum_lo, sum_hi]
+    sum_hi   date;
+    a_lo timestamptz; a_hi timestamptz; a_sign integer := 1;   -- two ledger ranges, added
+    b_lo timestamptz; b_hi timestamptz; b_sign integer := 1;   -- (+1) or taken off (-1)
 BEGIN
     IF from_ts IS NULL OR to_ts IS NULL OR from_ts > to_ts
        OR from_ts IN ('infinity', '-infinity') OR to_ts IN ('infinity', '-infinity') THEN
         RAISE EXCEPTION 'a report period runs from a time to a later time, not from % to %',
             coalesce(from_ts::text, 'NULL'), coalesce(to_ts::text, 'NULL') USING ERRCODE = '22023';
     END IF;
-    first_day := (from_ts AT TIME ZONE 'UTC')::date;
-    IF (first_day::timestamp AT TIME ZONE 'UTC') < from_ts THEN
-        first_day := first_day + 1;
-    END IF;
-    end_day := (to_ts AT TIME ZONE 'UTC')::date;
-    IF end_day <= first_day THEN         -- no whole day: all from the ledger
-        first_day := NULL;
-        first_at := to_ts;
-        end_at := to_ts;
-    ELSE
-        first_at := first_day::timestamp AT TIME ZONE 'UTC';
-        end_at := end_day::timestamp AT TIME ZONE 'UTC';
+    IF from_ts < to_ts THEN
+        d0 := (from_ts AT TIME ZONE 'UTC')::date;
+        d0_at := d0::timestamp AT TIME ZONE 'UTC';
+        dl := (to_ts AT TIME ZONE 'UTC')::date;
+        dl_at := dl::timestamp AT TIME ZONE 'UTC';
+        IF dl_at = to_ts THEN            -- ends at a midnight: the day before is the last
+            dl := dl - 1;
+            dl_at := dl::timestamp AT TIME ZONE 'UTC';
+        END IF;
+        IF d0 = dl THEN                  -- one day, cut at one end or both
+            IF greatest(least(to_ts, n) - from_ts, zero)
+               <= greatest(least(from_ts, n) - d0_at, zero) + greatest(least(d0_at + interval '1 day', n) - to_ts, zero)
+            THEN
+                a_lo := from_ts; a_hi := to_ts;
+            ELSE
+                sum_lo := d0; sum_hi := d0;
+                a_lo := d0_at; a_hi := from_ts; a_sign := -1;
+                b_lo := to_ts; b_hi := d0_at + interval '1 day'; b_sign := -1;
+            END IF;
+        ELSE
+            sum_lo := d0 + 1;
+            sum_hi := dl - 1;
+            -- the first day
+            IF from_ts = d0_at THEN
+                sum_lo := d0;
+            ELSIF greatest(least(d0_at + interval '1 day', n) - from_ts, zero) <= greatest(least(from_ts, n) - d0_at, zero) THEN
+                a_lo := from_ts; a_hi := d0_at + interval '1 day';
+            ELSE
+                sum_lo := d0;
+                a_lo := d0_at; a_hi := from_ts; a_sign := -1;
+            END IF;
+            -- the last day
+            IF to_ts = dl_at + interval '1 day' THEN
+                sum_hi := dl;
+            ELSIF greatest(least(to_ts, n) - dl_at, zero) <= greatest(least(dl_at + interval '1 day', n) - to_ts, zero) THEN
+                b_lo := dl_at; b_hi := to_ts;
+            ELSE
+                sum_hi := dl;
+                b_lo := to_ts; b_hi := dl_at + interval '1 day'; b_sign := -1;
+            END IF;
+        END IF;
     END IF;
     RETURN QUERY
     WITH parts AS (
         SELECT d.channel AS ch, d.currency AS cur, sum(d.orders)::bigint AS n,
                sum(d.purchased)::bigint AS purchased, sum(d.returned)::bigint AS back
         FROM channel_day d
-        WHERE d.day >= first_day AND d.day < end_day
+        WHERE d.day >= sum_lo AND d.day <= sum_hi
         GROUP BY d.channel, d.currency
         UNION ALL
         SELECT l.channel, l.currency,
-               count(*) FILTER (WHERE l.entry_type = 'order' AND NOT EXISTS (
+               r.s * count(*) FILTER (WHERE l.entry_type = 'order' AND NOT EXISTS (
                    SELECT 1 FROM orders o WHERE o.order_no OPERATOR(pg_catalog.=) l.order_no
                                             AND o.cancelled_at IS NOT NULL)),
-               coalesce(sum(l.revenue_delta) FILTER (WHERE l.entry_type = 'order' AND NOT EXISTS (
+               r.s * coalesce(sum(l.revenue_delta) FILTER (WHERE l.entry_type = 'order' AND NOT EXISTS (
                    SELECT 1 FROM orders o WHERE o.order_no OPERATOR(pg_catalog.=) l.order_no
                                             AND o.cancelled_at IS NOT NULL)), 0)::bigint,
-               coalesce(sum(l.returned_delta) FILTER (WHERE l.entry_type = 'return'), 0)::bigint
-        FROM ledger l
-        WHERE l.entry_type IN ('order', 'return')
-          AND ((l.event_at >= from_ts AND l.event_at < first_at) OR (l.event_at >= end_at AND l.event_at < to_ts))
-        GROUP BY l.channel, l.currency
+               r.s * coalesce(sum(l.returned_delta) FILTER (WHERE l.entry_type = 'return'), 0)::bigint
+        FROM (VALUES (a_lo, a_hi, a_sign), (b_lo, b_hi, b_sign)) r(lo, hi, s)
+        JOIN ledger l ON l.entry_type IN ('order', 'return') AND l.event_at >= r.lo AND l.event_at < r.hi
+        GROUP BY l.channel, l.currency, r.s
     ), total AS (
         SELECT p.ch, p.cur, sum(p.n)::bigint AS n, sum(p.purchased)::bigint AS purchased, sum(p.back)::bigint AS back
         FROM parts p GROUP BY p.ch, p.cur
