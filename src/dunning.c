@@ -64,6 +64,7 @@
 #include "input.h"
 #include "money.h"
 #include "posting.h"
+#include "table_scan.h"
 #include "spi_util.h"
 
 #define MAX_STEPS 16
@@ -706,69 +707,12 @@ text_datum_is(Datum d, const char *s)
 	return VARSIZE_ANY_EXHDR(v) == strlen(s) && memcmp(VARDATA_ANY(v), s, strlen(s)) == 0;
 }
 
-/* a table of the extension's schema, its columns by name */
-typedef struct ScanTable
+/* a table of the extension's schema for a scan under snap */
+static inline void
+scan_open(CaTableScan *t, const char *name, Snapshot snap)
 {
-	Relation	rel;
-	TableScanDesc scan;
-	TupleTableSlot *slot;
-	AttrNumber	maxatt;
-} ScanTable;
-
-static void
-scan_open(ScanTable *t, const char *name, Snapshot snap)
-{
-	Oid			relid = get_relname_relid(name, get_namespace_oid("customer_account", false));
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "dunning: table customer_account.%s is missing", name);
-	t->rel = table_open(relid, AccessShareLock);
-	t->scan = table_beginscan(t->rel, snap, 0, NULL);
-	t->slot = table_slot_create(t->rel, NULL);
-	t->maxatt = 0;
+	ca_scan_begin(t, get_namespace_oid("customer_account", false), name, snap, false);
 }
-
-static AttrNumber
-scan_col(ScanTable *t, const char *name, Oid type)
-{
-	TupleDesc	td = RelationGetDescr(t->rel);
-
-	for (int i = 0; i < td->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(td, i);
-
-		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
-			continue;
-		if (att->atttypid != type)
-			elog(ERROR, "dunning: column %s.%s has type %s, expected %s", RelationGetRelationName(t->rel), name,
-				 format_type_be(att->atttypid), format_type_be(type));
-		t->maxatt = Max(t->maxatt, i + 1);
-		return i + 1;
-	}
-	elog(ERROR, "dunning: column %s.%s is missing", RelationGetRelationName(t->rel), name);
-	return InvalidAttrNumber;	/* keep compiler quiet */
-}
-
-static inline bool
-scan_next(ScanTable *t)
-{
-	CHECK_FOR_INTERRUPTS();
-	if (!table_scan_getnextslot(t->scan, ForwardScanDirection, t->slot))
-		return false;
-	slot_getsomeattrs(t->slot, t->maxatt);
-	return true;
-}
-
-static void
-scan_close(ScanTable *t)
-{
-	ExecDropSingleTupleTableSlot(t->slot);
-	table_endscan(t->scan);
-	table_close(t->rel, NoLock);	/* the lock stays until the end of the transaction, as a query's */
-}
-
-#define SCOL(t, c) ((t)->slot->tts_values[(c) - 1])
-#define SNUL(t, c) ((t)->slot->tts_isnull[(c) - 1])
 
 static int
 cand_cmp(const void *a, const void *b)
@@ -786,7 +730,7 @@ cand_cmp(const void *a, const void *b)
 static Cand *
 read_accounts_to_decide(Snapshot snap, TimestampTz as_of_ts, int *ncand)
 {
-	ScanTable	t;
+	CaTableScan	t;
 	CurTable	curs = {NULL, NULL, 0, 0, -1};
 	overdue_hash *overdue = overdue_create(CurrentMemoryContext, 1024, NULL);
 	Cand	   *c;
@@ -804,42 +748,42 @@ read_accounts_to_decide(Snapshot snap, TimestampTz as_of_ts, int *ncand)
 					c_disputed;
 
 		scan_open(&t, "open_item", snap);
-		c_id = scan_col(&t, "customer_id", INT8OID);
-		c_cur = scan_col(&t, "currency", TEXTOID);
-		c_kind = scan_col(&t, "kind", TEXTOID);
-		c_open = scan_col(&t, "open", INT8OID);
-		c_due = scan_col(&t, "due_at", TIMESTAMPTZOID);
-		c_settled = scan_col(&t, "settled_at", TIMESTAMPTZOID);
-		c_disputed = scan_col(&t, "disputed", BOOLOID);
-		while (scan_next(&t))
+		c_id = ca_scan_col(&t, "customer_id", INT8OID);
+		c_cur = ca_scan_col(&t, "currency", TEXTOID);
+		c_kind = ca_scan_col(&t, "kind", TEXTOID);
+		c_open = ca_scan_col(&t, "open", INT8OID);
+		c_due = ca_scan_col(&t, "due_at", TIMESTAMPTZOID);
+		c_settled = ca_scan_col(&t, "settled_at", TIMESTAMPTZOID);
+		c_disputed = ca_scan_col(&t, "disputed", BOOLOID);
+		while (ca_scan_next(&t))
 		{
 			OverdueKey	key;
 			OverdueEnt *e;
 			bool		found;
 			TimestampTz due;
 
-			if (!SNUL(&t, c_settled) || SNUL(&t, c_disputed) || DatumGetBool(SCOL(&t, c_disputed))
-				|| text_datum_is(SCOL(&t, c_kind), "prepayment"))
+			if (!CA_NUL(&t, c_settled) || CA_NUL(&t, c_disputed) || DatumGetBool(CA_COL(&t, c_disputed))
+				|| text_datum_is(CA_COL(&t, c_kind), "prepayment"))
 				continue;
-			due = DatumGetTimestampTz(SCOL(&t, c_due));
+			due = DatumGetTimestampTz(CA_COL(&t, c_due));
 			if (!(due < as_of_ts))
 				continue;
-			key.customer_id = DatumGetInt64(SCOL(&t, c_id));
-			key.cur = cur_of_datum(&curs, SCOL(&t, c_cur));
+			key.customer_id = DatumGetInt64(CA_COL(&t, c_id));
+			key.cur = cur_of_datum(&curs, CA_COL(&t, c_cur));
 			e = overdue_insert(overdue, key, &found);
 			if (!found)
 			{
 				e->overdue = 0;
 				e->oldest = due;
 			}
-			if (pg_add_s64_overflow(e->overdue, DatumGetInt64(SCOL(&t, c_open)), &e->overdue))
+			if (pg_add_s64_overflow(e->overdue, DatumGetInt64(CA_COL(&t, c_open)), &e->overdue))
 				ereport(ERROR,
 						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 						 errmsg("bigint out of range")));
 			if (due < e->oldest)
 				e->oldest = due;
 		}
-		scan_close(&t);
+		ca_scan_end(&t);
 	}
 
 	/* the account states with something overdue or in dunning */
@@ -852,20 +796,20 @@ read_accounts_to_decide(Snapshot snap, TimestampTz as_of_ts, int *ncand)
 					c_cycle;
 
 		scan_open(&t, "account_state", snap);
-		c_id = scan_col(&t, "customer_id", INT8OID);
-		c_cur = scan_col(&t, "currency", TEXTOID);
-		c_level = scan_col(&t, "dunning_level", INT4OID);
-		c_dunned = scan_col(&t, "dunned_at", DATEOID);
-		c_cycle = scan_col(&t, "dunning_cycle", INT4OID);
-		while (scan_next(&t))
+		c_id = ca_scan_col(&t, "customer_id", INT8OID);
+		c_cur = ca_scan_col(&t, "currency", TEXTOID);
+		c_level = ca_scan_col(&t, "dunning_level", INT4OID);
+		c_dunned = ca_scan_col(&t, "dunned_at", DATEOID);
+		c_cycle = ca_scan_col(&t, "dunning_cycle", INT4OID);
+		while (ca_scan_next(&t))
 		{
 			OverdueKey	key;
 			OverdueEnt *e;
-			int32		level = SNUL(&t, c_level) ? 0 : DatumGetInt32(SCOL(&t, c_level));
+			int32		level = CA_NUL(&t, c_level) ? 0 : DatumGetInt32(CA_COL(&t, c_level));
 			Cand	   *x;
 
-			key.customer_id = DatumGetInt64(SCOL(&t, c_id));
-			key.cur = cur_of_datum(&curs, SCOL(&t, c_cur));
+			key.customer_id = DatumGetInt64(CA_COL(&t, c_id));
+			key.cur = cur_of_datum(&curs, CA_COL(&t, c_cur));
 			e = overdue_lookup(overdue, key);
 			if (e == NULL && !(level > 0))
 				continue;
@@ -881,14 +825,14 @@ read_accounts_to_decide(Snapshot snap, TimestampTz as_of_ts, int *ncand)
 			x->overdue = e ? e->overdue : 0;
 			x->oldest = e ? e->oldest : 0;
 			x->level = level;
-			x->has_last = !SNUL(&t, c_dunned);
-			x->last_day = x->has_last ? (int32) DatumGetDateADT(SCOL(&t, c_dunned)) : 0;
-			x->cycle = SNUL(&t, c_cycle) ? 0 : DatumGetInt32(SCOL(&t, c_cycle));
+			x->has_last = !CA_NUL(&t, c_dunned);
+			x->last_day = x->has_last ? (int32) DatumGetDateADT(CA_COL(&t, c_dunned)) : 0;
+			x->cycle = CA_NUL(&t, c_cycle) ? 0 : DatumGetInt32(CA_COL(&t, c_cycle));
 			x->has_customer = false;
 			x->group = NULL;
 			ItemPointerCopy(&t.slot->tts_tid, &x->tid);
 		}
-		scan_close(&t);
+		ca_scan_end(&t);
 	}
 	qsort(c, n, sizeof(Cand), cand_cmp);
 
@@ -899,11 +843,11 @@ read_accounts_to_decide(Snapshot snap, TimestampTz as_of_ts, int *ncand)
 					c_group;
 
 		scan_open(&t, "customer", snap);
-		c_id = scan_col(&t, "customer_id", INT8OID);
-		c_group = scan_col(&t, "customer_group", TEXTOID);
-		while (scan_next(&t))
+		c_id = ca_scan_col(&t, "customer_id", INT8OID);
+		c_group = ca_scan_col(&t, "customer_group", TEXTOID);
+		while (ca_scan_next(&t))
 		{
-			int64		id = DatumGetInt64(SCOL(&t, c_id));
+			int64		id = DatumGetInt64(CA_COL(&t, c_id));
 			int			lo = 0,
 						hi = n;
 
@@ -920,10 +864,10 @@ read_accounts_to_decide(Snapshot snap, TimestampTz as_of_ts, int *ncand)
 			for (; lo < n && c[lo].customer_id == id; lo++)
 			{
 				c[lo].has_customer = true;
-				c[lo].group = SNUL(&t, c_group) ? NULL : TextDatumGetCString(SCOL(&t, c_group));
+				c[lo].group = CA_NUL(&t, c_group) ? NULL : TextDatumGetCString(CA_COL(&t, c_group));
 			}
 		}
-		scan_close(&t);
+		ca_scan_end(&t);
 	}
 	overdue_destroy(overdue);
 	*ncand = n;

@@ -64,6 +64,7 @@
 
 #include "currency.h"
 #include "money.h"
+#include "table_scan.h"
 
 /* the money type's functions this file answers with (money.c) */
 extern Datum currency_amount_from_units(PG_FUNCTION_ARGS);
@@ -654,91 +655,30 @@ strset_has(StrSet *set, const char *s, int len)
  * reading the tables
  * ------------------------------------------------------------------------
  */
-typedef struct VTable
+/* a table of the extension's schema, read with the statement's snapshot and the caller's SELECT right */
+static inline void
+table_start(CaTableScan *t, Oid nsp, const char *name)
 {
-	Relation	rel;
-	TableScanDesc scan;
-	TupleTableSlot *slot;
-	AttrNumber	maxatt;
-} VTable;
-
-static void
-table_start(VTable *t, Oid nsp, const char *name)
-{
-	Oid			relid = get_relname_relid(name, nsp);
-	AclResult	acl;
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "verify_balances: table %s is missing", name);
-	t->rel = table_open(relid, AccessShareLock);
-	acl = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
-	if (acl != ACLCHECK_OK)
-		aclcheck_error(acl, OBJECT_TABLE, name);
-	t->scan = table_beginscan(t->rel, GetActiveSnapshot(), 0, NULL);
-	t->slot = table_slot_create(t->rel, NULL);
-	t->maxatt = 0;
-}
-
-/* the number of a column, which must have the given type */
-static AttrNumber
-table_col(VTable *t, const char *name, Oid type)
-{
-	TupleDesc	td = RelationGetDescr(t->rel);
-
-	for (int i = 0; i < td->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(td, i);
-
-		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
-			continue;
-		if (type != InvalidOid && att->atttypid != type)
-			elog(ERROR, "verify_balances: column %s.%s has type %s, expected %s",
-				 RelationGetRelationName(t->rel), name, format_type_be(att->atttypid), format_type_be(type));
-		t->maxatt = Max(t->maxatt, i + 1);
-		return i + 1;
-	}
-	elog(ERROR, "verify_balances: column %s.%s is missing", RelationGetRelationName(t->rel), name);
-	return InvalidAttrNumber;	/* keep compiler quiet */
+	ca_scan_begin(t, nsp, name, GetActiveSnapshot(), true);
 }
 
 static Oid
-table_col_type(VTable *t, AttrNumber col)
+table_col_type(CaTableScan *t, AttrNumber col)
 {
 	return TupleDescAttr(RelationGetDescr(t->rel), col - 1)->atttypid;
 }
 
 /* a currency_amount column */
 static AttrNumber
-table_col_money(VTable *t, const char *name)
+table_col_money(CaTableScan *t, const char *name)
 {
-	AttrNumber	col = table_col(t, name, InvalidOid);
+	AttrNumber	col = ca_scan_col(t, name, InvalidOid);
 
 	if (get_typlen(table_col_type(t, col)) != sizeof(CurrencyAmount))
 		elog(ERROR, "verify_balances: column %s.%s is not a currency_amount", RelationGetRelationName(t->rel), name);
 	return col;
 }
 
-/* the next row, its columns up to the last one asked for deformed; false at the end */
-static inline bool
-table_next(VTable *t)
-{
-	CHECK_FOR_INTERRUPTS();
-	if (!table_scan_getnextslot(t->scan, ForwardScanDirection, t->slot))
-		return false;
-	slot_getsomeattrs(t->slot, t->maxatt);
-	return true;
-}
-
-static void
-table_end(VTable *t)
-{
-	ExecDropSingleTupleTableSlot(t->slot);
-	table_endscan(t->scan);
-	table_close(t->rel, NoLock);	/* the lock stays until the end of the transaction, as a query's */
-}
-
-#define COL(t, c) ((t)->slot->tts_values[(c) - 1])
-#define NUL(t, c) ((t)->slot->tts_isnull[(c) - 1])
 
 static inline void
 add_checked(int64 *sum, int64 v)
@@ -1093,7 +1033,7 @@ ring_text(VCell **cells, int n)
 static void
 read_customers(VState *vs, Oid nsp)
 {
-	VTable		t;
+	CaTableScan		t;
 	AttrNumber	c_id,
 				c_lang,
 				c_since,
@@ -1107,15 +1047,15 @@ read_customers(VState *vs, Oid nsp)
 	bool		merges = false;
 
 	table_start(&t, nsp, "customer");
-	c_id = table_col(&t, "customer_id", INT8OID);
-	c_lang = table_col(&t, "language", TEXTOID);
-	c_since = table_col(&t, "customer_since", TIMESTAMPTZOID);
-	c_group = table_col(&t, "customer_group", TEXTOID);
+	c_id = ca_scan_col(&t, "customer_id", INT8OID);
+	c_lang = ca_scan_col(&t, "language", TEXTOID);
+	c_since = ca_scan_col(&t, "customer_since", TIMESTAMPTZOID);
+	c_group = ca_scan_col(&t, "customer_group", TEXTOID);
 	c_limit = table_col_money(&t, "credit_limit");
-	c_blocked = table_col(&t, "blocked", BOOLOID);
-	c_merged = table_col(&t, "merged_into", INT8OID);
+	c_blocked = ca_scan_col(&t, "blocked", BOOLOID);
+	c_merged = ca_scan_col(&t, "merged_into", INT8OID);
 	read = palloc(sizeof(VCust) * capread);
-	while (table_next(&t))
+	while (ca_scan_next(&t))
 	{
 		VCust	   *c;
 
@@ -1126,28 +1066,28 @@ read_customers(VState *vs, Oid nsp)
 		}
 		c = &read[nread++];
 		memset(c, 0, sizeof(VCust));
-		c->id = DatumGetInt64(COL(&t, c_id));
+		c->id = DatumGetInt64(CA_COL(&t, c_id));
 		c->exists = true;
-		if (!NUL(&t, c_lang))
-			c->language = text_copy(vs, COL(&t, c_lang));
-		c->since_null = NUL(&t, c_since);
-		c->since = c->since_null ? 0 : DatumGetTimestampTz(COL(&t, c_since));
-		if (!NUL(&t, c_group))
-			c->group = text_copy(vs, COL(&t, c_group));
-		if (!NUL(&t, c_limit))
+		if (!CA_NUL(&t, c_lang))
+			c->language = text_copy(vs, CA_COL(&t, c_lang));
+		c->since_null = CA_NUL(&t, c_since);
+		c->since = c->since_null ? 0 : DatumGetTimestampTz(CA_COL(&t, c_since));
+		if (!CA_NUL(&t, c_group))
+			c->group = text_copy(vs, CA_COL(&t, c_group));
+		if (!CA_NUL(&t, c_limit))
 		{
-			c->credit_limit = *DatumGetCurrencyAmountP(COL(&t, c_limit));
+			c->credit_limit = *DatumGetCurrencyAmountP(CA_COL(&t, c_limit));
 			c->has_credit_limit = true;
 		}
-		c->blocked = NUL(&t, c_blocked) ? false : DatumGetBool(COL(&t, c_blocked));
-		if (!NUL(&t, c_merged))
+		c->blocked = CA_NUL(&t, c_blocked) ? false : DatumGetBool(CA_COL(&t, c_blocked));
+		if (!CA_NUL(&t, c_merged))
 		{
-			c->merged_into = DatumGetInt64(COL(&t, c_merged));
+			c->merged_into = DatumGetInt64(CA_COL(&t, c_merged));
 			c->has_merged_into = true;
 			merges = true;
 		}
 	}
-	table_end(&t);
+	ca_scan_end(&t);
 
 	/* slot = id - min_id when the ids are dense (an identity column), else by hash */
 	if (nread > 0)
@@ -1225,7 +1165,7 @@ typedef struct PeriodRow
 static void
 read_periods(VState *vs, Oid nsp)
 {
-	VTable		t;
+	CaTableScan		t;
 	AttrNumber	c_id,
 				c_cur,
 				c_period,
@@ -1237,26 +1177,26 @@ read_periods(VState *vs, Oid nsp)
 	int			n;
 
 	table_start(&t, nsp, "account_period");
-	c_id = table_col(&t, "customer_id", INT8OID);
-	c_cur = table_col(&t, "currency", TEXTOID);
-	c_period = table_col(&t, "period", DATEOID);
-	c_rev = table_col(&t, "revenue", INT8OID);
-	c_pur = table_col(&t, "purchased", INT8OID);
-	c_ret = table_col(&t, "returned", INT8OID);
-	c_ord = table_col(&t, "orders", INT4OID);
+	c_id = ca_scan_col(&t, "customer_id", INT8OID);
+	c_cur = ca_scan_col(&t, "currency", TEXTOID);
+	c_period = ca_scan_col(&t, "period", DATEOID);
+	c_rev = ca_scan_col(&t, "revenue", INT8OID);
+	c_pur = ca_scan_col(&t, "purchased", INT8OID);
+	c_ret = ca_scan_col(&t, "returned", INT8OID);
+	c_ord = ca_scan_col(&t, "orders", INT4OID);
 	do
 	{
-		for (n = 0; n < BATCH && table_next(&t); n++)
+		for (n = 0; n < BATCH && ca_scan_next(&t); n++)
 		{
 			PeriodRow  *r = &rows[n];
 
-			r->slot = cust_slot(vs, DatumGetInt64(COL(&t, c_id)), true);
-			r->cur = cur_of_datum(vs, COL(&t, c_cur));
-			r->period = DatumGetDateADT(COL(&t, c_period));
-			r->v[0] = DatumGetInt64(COL(&t, c_rev));
-			r->v[1] = DatumGetInt64(COL(&t, c_pur));
-			r->v[2] = DatumGetInt64(COL(&t, c_ret));
-			r->v[3] = DatumGetInt32(COL(&t, c_ord));
+			r->slot = cust_slot(vs, DatumGetInt64(CA_COL(&t, c_id)), true);
+			r->cur = cur_of_datum(vs, CA_COL(&t, c_cur));
+			r->period = DatumGetDateADT(CA_COL(&t, c_period));
+			r->v[0] = DatumGetInt64(CA_COL(&t, c_rev));
+			r->v[1] = DatumGetInt64(CA_COL(&t, c_pur));
+			r->v[2] = DatumGetInt64(CA_COL(&t, c_ret));
+			r->v[3] = DatumGetInt32(CA_COL(&t, c_ord));
 			acct_prefetch(vs, r->slot);
 		}
 		for (int i = 0; i < n; i++)
@@ -1274,7 +1214,7 @@ read_periods(VState *vs, Oid nsp)
 			memcpy(cell->ap, rows[i].v, sizeof(cell->ap));
 		}
 	} while (n == BATCH);
-	table_end(&t);
+	ca_scan_end(&t);
 }
 
 #define L_ORDER		0x01		/* entry_type 'order' */
@@ -1298,7 +1238,7 @@ typedef struct LedgerRow
 static void
 read_ledger(VState *vs, Oid nsp)
 {
-	VTable		t;
+	CaTableScan		t;
 	AttrNumber	c_id,
 				c_cur,
 				c_type,
@@ -1318,41 +1258,41 @@ read_ledger(VState *vs, Oid nsp)
 	int			n;
 
 	table_start(&t, nsp, "ledger");
-	c_id = table_col(&t, "customer_id", INT8OID);
-	c_cur = table_col(&t, "currency", TEXTOID);
-	c_type = table_col(&t, "entry_type", TEXTOID);
+	c_id = ca_scan_col(&t, "customer_id", INT8OID);
+	c_cur = ca_scan_col(&t, "currency", TEXTOID);
+	c_type = ca_scan_col(&t, "entry_type", TEXTOID);
 	c_amount = table_col_money(&t, "amount");
-	c_open = table_col(&t, "open_delta", INT8OID);
-	c_credit = table_col(&t, "credit_delta", INT8OID);
-	c_rev = table_col(&t, "revenue_delta", INT8OID);
-	c_ret = table_col(&t, "returned_delta", INT8OID);
-	c_ord = table_col(&t, "order_delta", INT4OID);
-	c_period = table_col(&t, "revenue_period", DATEOID);
-	c_at = table_col(&t, "event_at", TIMESTAMPTZOID);
-	c_kind = table_col(&t, "channel_kind", InvalidOid);
-	c_chan = table_col(&t, "channel", TEXTOID);
+	c_open = ca_scan_col(&t, "open_delta", INT8OID);
+	c_credit = ca_scan_col(&t, "credit_delta", INT8OID);
+	c_rev = ca_scan_col(&t, "revenue_delta", INT8OID);
+	c_ret = ca_scan_col(&t, "returned_delta", INT8OID);
+	c_ord = ca_scan_col(&t, "order_delta", INT4OID);
+	c_period = ca_scan_col(&t, "revenue_period", DATEOID);
+	c_at = ca_scan_col(&t, "event_at", TIMESTAMPTZOID);
+	c_kind = ca_scan_col(&t, "channel_kind", InvalidOid);
+	c_chan = ca_scan_col(&t, "channel", TEXTOID);
 	for (int k = 0; k < 5; k++)
 		kinds[k] = DatumGetObjectId(DirectFunctionCall2(enum_in, CStringGetDatum(kind_names[k]),
 														ObjectIdGetDatum(table_col_type(&t, c_kind))));
 	do
 	{
-		for (n = 0; n < BATCH && table_next(&t); n++)
+		for (n = 0; n < BATCH && ca_scan_next(&t); n++)
 		{
 			LedgerRow  *r = &rows[n];
-			struct varlena *type = vtext(COL(&t, c_type));
+			struct varlena *type = vtext(CA_COL(&t, c_type));
 			const char *tp = VARDATA_ANY(type);
 			int			tlen = VARSIZE_ANY_EXHDR(type);
 
-			r->slot = cust_slot(vs, DatumGetInt64(COL(&t, c_id)), true);
-			r->cur = (int16) cur_of_datum(vs, COL(&t, c_cur));
+			r->slot = cust_slot(vs, DatumGetInt64(CA_COL(&t, c_id)), true);
+			r->cur = (int16) cur_of_datum(vs, CA_COL(&t, c_cur));
 			r->what = 0;
 			r->kind = -1;
 			if (tlen == 5 && memcmp(tp, "order", 5) == 0)
 			{
 				r->what |= L_ORDER | L_PURCHASE;
-				if (!NUL(&t, c_kind))
+				if (!CA_NUL(&t, c_kind))
 				{
-					Oid			kind = DatumGetObjectId(COL(&t, c_kind));
+					Oid			kind = DatumGetObjectId(CA_COL(&t, c_kind));
 
 					for (int k = 0; k < 5; k++)
 						if (kind == kinds[k])
@@ -1361,27 +1301,27 @@ read_ledger(VState *vs, Oid nsp)
 			}
 			else if (tlen == 6 && memcmp(tp, "cancel", 6) == 0)
 				r->what |= L_PURCHASE;
-			else if (tlen == 6 && memcmp(tp, "return", 6) == 0 && !NUL(&t, c_chan))
+			else if (tlen == 6 && memcmp(tp, "return", 6) == 0 && !CA_NUL(&t, c_chan))
 			{
 				/* channel_day: a return on its day, under the channel that sold the goods */
-				DayEnt	   *d = day_get(vs, utc_day(DatumGetTimestampTz(COL(&t, c_at))), r->cur, COL(&t, c_chan));
+				DayEnt	   *d = day_get(vs, utc_day(DatumGetTimestampTz(CA_COL(&t, c_at))), r->cur, CA_COL(&t, c_chan));
 
-				add_checked(&d->led[2], DatumGetInt64(COL(&t, c_ret)));
+				add_checked(&d->led[2], DatumGetInt64(CA_COL(&t, c_ret)));
 			}
 			if (!((tlen == 8 && memcmp(tp, "merge_in", 8) == 0) || (tlen == 9 && memcmp(tp, "merge_out", 9) == 0)))
 				r->what |= L_EVENT;
-			if (!NUL(&t, c_period))
+			if (!CA_NUL(&t, c_period))
 			{
 				r->what |= L_PERIOD;
-				r->period = DatumGetDateADT(COL(&t, c_period));
+				r->period = DatumGetDateADT(CA_COL(&t, c_period));
 			}
-			r->at = DatumGetTimestampTz(COL(&t, c_at));
-			r->v[0] = DatumGetCurrencyAmountP(COL(&t, c_amount))->units;
-			r->v[1] = DatumGetInt64(COL(&t, c_open));
-			r->v[2] = DatumGetInt64(COL(&t, c_credit));
-			r->v[3] = DatumGetInt64(COL(&t, c_rev));
-			r->v[4] = DatumGetInt64(COL(&t, c_ret));
-			r->v[5] = DatumGetInt32(COL(&t, c_ord));
+			r->at = DatumGetTimestampTz(CA_COL(&t, c_at));
+			r->v[0] = DatumGetCurrencyAmountP(CA_COL(&t, c_amount))->units;
+			r->v[1] = DatumGetInt64(CA_COL(&t, c_open));
+			r->v[2] = DatumGetInt64(CA_COL(&t, c_credit));
+			r->v[3] = DatumGetInt64(CA_COL(&t, c_rev));
+			r->v[4] = DatumGetInt64(CA_COL(&t, c_ret));
+			r->v[5] = DatumGetInt32(CA_COL(&t, c_ord));
 			acct_prefetch(vs, r->slot);
 		}
 		/* the accounts (asked for above): money and history; ask for the months */
@@ -1442,7 +1382,7 @@ read_ledger(VState *vs, Oid nsp)
 			add_checked(&cell->led[3], row->v[5]);
 		}
 	} while (n == BATCH);
-	table_end(&t);
+	ca_scan_end(&t);
 }
 
 typedef struct ItemRow
@@ -1457,7 +1397,7 @@ typedef struct ItemRow
 static void
 read_items(VState *vs, Oid nsp)
 {
-	VTable		t;
+	CaTableScan		t;
 	AttrNumber	c_id,
 				c_cur,
 				c_kind,
@@ -1470,33 +1410,33 @@ read_items(VState *vs, Oid nsp)
 	bool		more = true;
 
 	table_start(&t, nsp, "open_item");
-	c_id = table_col(&t, "customer_id", INT8OID);
-	c_cur = table_col(&t, "currency", TEXTOID);
-	c_kind = table_col(&t, "kind", TEXTOID);
-	c_order = table_col(&t, "order_no", TEXTOID);
-	c_open = table_col(&t, "open", INT8OID);
-	c_due = table_col(&t, "due_at", TIMESTAMPTZOID);
-	c_settled = table_col(&t, "settled_at", TIMESTAMPTZOID);
+	c_id = ca_scan_col(&t, "customer_id", INT8OID);
+	c_cur = ca_scan_col(&t, "currency", TEXTOID);
+	c_kind = ca_scan_col(&t, "kind", TEXTOID);
+	c_order = ca_scan_col(&t, "order_no", TEXTOID);
+	c_open = ca_scan_col(&t, "open", INT8OID);
+	c_due = ca_scan_col(&t, "due_at", TIMESTAMPTZOID);
+	c_settled = ca_scan_col(&t, "settled_at", TIMESTAMPTZOID);
 	strset_init(&vs->orders_open, 1024);
 	while (more)
 	{
-		for (n = 0; n < BATCH && (more = table_next(&t));)
+		for (n = 0; n < BATCH && (more = ca_scan_next(&t));)
 		{
 			ItemRow    *r = &rows[n];
 
-			if (!NUL(&t, c_settled))
+			if (!CA_NUL(&t, c_settled))
 				continue;
-			if (!NUL(&t, c_order))
+			if (!CA_NUL(&t, c_order))
 			{
-				struct varlena *o = vtext(COL(&t, c_order));
+				struct varlena *o = vtext(CA_COL(&t, c_order));
 
 				strset_add(vs, &vs->orders_open, VARDATA_ANY(o), VARSIZE_ANY_EXHDR(o));
 			}
-			r->slot = cust_slot(vs, DatumGetInt64(COL(&t, c_id)), true);
-			r->cur = cur_of_datum(vs, COL(&t, c_cur));
-			r->open = DatumGetInt64(COL(&t, c_open));
-			r->due = !text_is(COL(&t, c_kind), "prepayment", 10);
-			r->due_at = DatumGetTimestampTz(COL(&t, c_due));
+			r->slot = cust_slot(vs, DatumGetInt64(CA_COL(&t, c_id)), true);
+			r->cur = cur_of_datum(vs, CA_COL(&t, c_cur));
+			r->open = DatumGetInt64(CA_COL(&t, c_open));
+			r->due = !text_is(CA_COL(&t, c_kind), "prepayment", 10);
+			r->due_at = DatumGetTimestampTz(CA_COL(&t, c_due));
 			acct_prefetch(vs, r->slot);
 			n++;
 		}
@@ -1514,7 +1454,7 @@ read_items(VState *vs, Oid nsp)
 			}
 		}
 	}
-	table_end(&t);
+	ca_scan_end(&t);
 	strset_seal(&vs->orders_open);
 }
 
@@ -1527,7 +1467,7 @@ typedef struct OrderRow
 static void
 read_orders(VState *vs, Oid nsp)
 {
-	VTable		t;
+	CaTableScan		t;
 	AttrNumber	c_no,
 				c_id,
 				c_total,
@@ -1541,24 +1481,24 @@ read_orders(VState *vs, Oid nsp)
 	bool		more = true;
 
 	table_start(&t, nsp, "orders");
-	c_no = table_col(&t, "order_no", TEXTOID);
-	c_id = table_col(&t, "customer_id", INT8OID);
+	c_no = ca_scan_col(&t, "order_no", TEXTOID);
+	c_id = ca_scan_col(&t, "customer_id", INT8OID);
 	c_total = table_col_money(&t, "total");
-	c_cancelled = table_col(&t, "cancelled_at", TIMESTAMPTZOID);
-	c_placed = table_col(&t, "placed_at", TIMESTAMPTZOID);
-	c_chan = table_col(&t, "channel", TEXTOID);
+	c_cancelled = ca_scan_col(&t, "cancelled_at", TIMESTAMPTZOID);
+	c_placed = ca_scan_col(&t, "placed_at", TIMESTAMPTZOID);
+	c_chan = ca_scan_col(&t, "channel", TEXTOID);
 	while (more)
 	{
-		for (n = 0; n < BATCH && (more = table_next(&t));)
+		for (n = 0; n < BATCH && (more = ca_scan_next(&t));)
 		{
 			int32		code;
 			CurrencyAmount *total;
 			DayEnt	   *d;
 
-			if (!NUL(&t, c_cancelled))
+			if (!CA_NUL(&t, c_cancelled))
 				continue;
 			/* by customer_id and currency_of(total) */
-			total = DatumGetCurrencyAmountP(COL(&t, c_total));
+			total = DatumGetCurrencyAmountP(CA_COL(&t, c_total));
 			code = total->code;
 			if (code != last_code)
 			{
@@ -1569,17 +1509,17 @@ read_orders(VState *vs, Oid nsp)
 				last_code = code;
 			}
 			/* channel_day: an order not cancelled, on the day it was placed */
-			d = day_get(vs, utc_day(DatumGetTimestampTz(COL(&t, c_placed))), last_cur, COL(&t, c_chan));
+			d = day_get(vs, utc_day(DatumGetTimestampTz(CA_COL(&t, c_placed))), last_cur, CA_COL(&t, c_chan));
 			d->led[0]++;
 			add_checked(&d->led[1], total->units);
 			if (vs->orders_open.n > 0)
 			{
-				struct varlena *o = vtext(COL(&t, c_no));
+				struct varlena *o = vtext(CA_COL(&t, c_no));
 
 				if (strset_has(&vs->orders_open, VARDATA_ANY(o), VARSIZE_ANY_EXHDR(o)))
 					continue;
 			}
-			rows[n].slot = cust_slot(vs, DatumGetInt64(COL(&t, c_id)), true);
+			rows[n].slot = cust_slot(vs, DatumGetInt64(CA_COL(&t, c_id)), true);
 			rows[n].cur = last_cur;
 			acct_prefetch(vs, rows[n].slot);
 			n++;
@@ -1587,35 +1527,35 @@ read_orders(VState *vs, Oid nsp)
 		for (int i = 0; i < n; i++)
 			acct_get(vs, rows[i].slot, rows[i].cur, true)->paid++;
 	}
-	table_end(&t);
+	ca_scan_end(&t);
 }
 
 /* what channel_day keeps, the slots added up */
 static void
 read_channel_days(VState *vs, Oid nsp)
 {
-	VTable		t;
+	CaTableScan		t;
 	AttrNumber	c_day,
 				c_chan,
 				c_cur,
 				c_f[3];
 
 	table_start(&t, nsp, "channel_day");
-	c_day = table_col(&t, "day", DATEOID);
-	c_chan = table_col(&t, "channel", TEXTOID);
-	c_cur = table_col(&t, "currency", TEXTOID);
-	c_f[0] = table_col(&t, "orders", INT8OID);
-	c_f[1] = table_col(&t, "purchased", INT8OID);
-	c_f[2] = table_col(&t, "returned", INT8OID);
-	while (table_next(&t))
+	c_day = ca_scan_col(&t, "day", DATEOID);
+	c_chan = ca_scan_col(&t, "channel", TEXTOID);
+	c_cur = ca_scan_col(&t, "currency", TEXTOID);
+	c_f[0] = ca_scan_col(&t, "orders", INT8OID);
+	c_f[1] = ca_scan_col(&t, "purchased", INT8OID);
+	c_f[2] = ca_scan_col(&t, "returned", INT8OID);
+	while (ca_scan_next(&t))
 	{
-		DayEnt	   *d = day_get(vs, DatumGetDateADT(COL(&t, c_day)), cur_of_datum(vs, COL(&t, c_cur)),
-								COL(&t, c_chan));
+		DayEnt	   *d = day_get(vs, DatumGetDateADT(CA_COL(&t, c_day)), cur_of_datum(vs, CA_COL(&t, c_cur)),
+								CA_COL(&t, c_chan));
 
 		for (int f = 0; f < 3; f++)
-			add_checked(&d->kept[f], DatumGetInt64(COL(&t, c_f[f])));
+			add_checked(&d->kept[f], DatumGetInt64(CA_COL(&t, c_f[f])));
 	}
-	table_end(&t);
+	ca_scan_end(&t);
 }
 
 /* a channel_day figure as text: "2026-11-21 till: 6" */
@@ -1662,23 +1602,23 @@ check_channel_days(VState *vs)
 static void
 read_notices(VState *vs, Oid nsp)
 {
-	VTable		t;
+	CaTableScan		t;
 	AttrNumber	c_id,
 				c_cur,
 				c_level,
 				c_cycle;
 
 	table_start(&t, nsp, "dunning_notice");
-	c_id = table_col(&t, "customer_id", INT8OID);
-	c_cur = table_col(&t, "currency", TEXTOID);
-	c_level = table_col(&t, "level", INT4OID);
-	c_cycle = table_col(&t, "cycle", INT4OID);
-	while (table_next(&t))
+	c_id = ca_scan_col(&t, "customer_id", INT8OID);
+	c_cur = ca_scan_col(&t, "currency", TEXTOID);
+	c_level = ca_scan_col(&t, "level", INT4OID);
+	c_cycle = ca_scan_col(&t, "cycle", INT4OID);
+	while (ca_scan_next(&t))
 	{
-		int32		s = cust_slot(vs, DatumGetInt64(COL(&t, c_id)), true);
-		VAcct	   *a = acct_get(vs, s, cur_of_datum(vs, COL(&t, c_cur)), true);
-		int32		cycle = DatumGetInt32(COL(&t, c_cycle));
-		int32		level = DatumGetInt32(COL(&t, c_level));
+		int32		s = cust_slot(vs, DatumGetInt64(CA_COL(&t, c_id)), true);
+		VAcct	   *a = acct_get(vs, s, cur_of_datum(vs, CA_COL(&t, c_cur)), true);
+		int32		cycle = DatumGetInt32(CA_COL(&t, c_cycle));
+		int32		level = DatumGetInt32(CA_COL(&t, c_level));
 		VNotice    *n;
 
 		for (n = a->notices; n != NULL && n->cycle != cycle; n = n->next)
@@ -1694,7 +1634,7 @@ read_notices(VState *vs, Oid nsp)
 		else if (level > n->level)
 			n->level = level;
 	}
-	table_end(&t);
+	ca_scan_end(&t);
 }
 
 /* the state of an account as the figures compare it (NULL state: zeros and NULLs) */
@@ -1829,15 +1769,15 @@ check_facts(VState *vs, const StateRow *r)
 
 /* a text column without its NUL check: NULL for NULL */
 static char *
-text_or_null(VTable *t, AttrNumber col)
+text_or_null(CaTableScan *t, AttrNumber col)
 {
-	return NUL(t, col) ? NULL : text_to_cstring((text *) DatumGetPointer(COL(t, col)));
+	return CA_NUL(t, col) ? NULL : text_to_cstring((text *) DatumGetPointer(CA_COL(t, col)));
 }
 
 static void
 read_states(VState *vs, Oid nsp)
 {
-	VTable		t;
+	CaTableScan		t;
 	AttrNumber	c_id,
 				c_cur,
 				c_balance,
@@ -1864,41 +1804,41 @@ read_states(VState *vs, Oid nsp)
 	int			n;
 
 	table_start(&t, nsp, "account_state");
-	c_id = table_col(&t, "customer_id", INT8OID);
-	c_cur = table_col(&t, "currency", TEXTOID);
-	c_balance = table_col(&t, "balance", INT8OID);
-	c_open = table_col(&t, "open_amount", INT8OID);
-	c_credit = table_col(&t, "store_credit", INT8OID);
-	c_revenue = table_col(&t, "lifetime_revenue", INT8OID);
-	c_returned = table_col(&t, "lifetime_returned", INT8OID);
-	c_orders = table_col(&t, "orders_count", INT4OID);
-	c_paid = table_col(&t, "paid_orders", INT4OID);
+	c_id = ca_scan_col(&t, "customer_id", INT8OID);
+	c_cur = ca_scan_col(&t, "currency", TEXTOID);
+	c_balance = ca_scan_col(&t, "balance", INT8OID);
+	c_open = ca_scan_col(&t, "open_amount", INT8OID);
+	c_credit = ca_scan_col(&t, "store_credit", INT8OID);
+	c_revenue = ca_scan_col(&t, "lifetime_revenue", INT8OID);
+	c_returned = ca_scan_col(&t, "lifetime_returned", INT8OID);
+	c_orders = ca_scan_col(&t, "orders_count", INT4OID);
+	c_paid = ca_scan_col(&t, "paid_orders", INT4OID);
 	for (int h = 0; h < H_N; h++)
-		c_hist[h] = table_col(&t, hist_column[h], TIMESTAMPTZOID);
-	c_next_due = table_col(&t, "next_due_at", TIMESTAMPTZOID);
-	c_level = table_col(&t, "dunning_level", INT4OID);
-	c_cycle = table_col(&t, "dunning_cycle", INT4OID);
-	c_ring = table_col(&t, "month_ring", INT8ARRAYOID);
-	c_merged = table_col(&t, "merged_into", INT8OID);
-	c_blocked = table_col(&t, "customer_blocked", BOOLOID);
-	c_since = table_col(&t, "customer_since", TIMESTAMPTZOID);
-	c_language = table_col(&t, "customer_language", TEXTOID);
+		c_hist[h] = ca_scan_col(&t, hist_column[h], TIMESTAMPTZOID);
+	c_next_due = ca_scan_col(&t, "next_due_at", TIMESTAMPTZOID);
+	c_level = ca_scan_col(&t, "dunning_level", INT4OID);
+	c_cycle = ca_scan_col(&t, "dunning_cycle", INT4OID);
+	c_ring = ca_scan_col(&t, "month_ring", INT8ARRAYOID);
+	c_merged = ca_scan_col(&t, "merged_into", INT8OID);
+	c_blocked = ca_scan_col(&t, "customer_blocked", BOOLOID);
+	c_since = ca_scan_col(&t, "customer_since", TIMESTAMPTZOID);
+	c_language = ca_scan_col(&t, "customer_language", TEXTOID);
 	c_limit = table_col_money(&t, "customer_credit_limit");
-	c_group = table_col(&t, "customer_group", TEXTOID);
+	c_group = ca_scan_col(&t, "customer_group", TEXTOID);
 
 	do
 	{
 		MemoryContext old = MemoryContextSwitchTo(batchcxt);
 
-		for (n = 0; n < BATCH && table_next(&t); n++)
+		for (n = 0; n < BATCH && ca_scan_next(&t); n++)
 		{
 			StateRow   *r = &rows[n];
 			StateVals  *st = &r->st;
 
-#define I8(c) (NUL(&t, c) ? 0 : DatumGetInt64(COL(&t, c)))
-#define I4(c) (NUL(&t, c) ? 0 : DatumGetInt32(COL(&t, c)))
-			r->slot = cust_slot(vs, DatumGetInt64(COL(&t, c_id)), true);
-			r->cur = cur_of_datum(vs, COL(&t, c_cur));
+#define I8(c) (CA_NUL(&t, c) ? 0 : DatumGetInt64(CA_COL(&t, c)))
+#define I4(c) (CA_NUL(&t, c) ? 0 : DatumGetInt32(CA_COL(&t, c)))
+			r->slot = cust_slot(vs, DatumGetInt64(CA_COL(&t, c_id)), true);
+			r->cur = cur_of_datum(vs, CA_COL(&t, c_cur));
 			st->present = true;
 			st->balance = I8(c_balance);
 			st->open = I8(c_open);
@@ -1911,24 +1851,24 @@ read_states(VState *vs, Oid nsp)
 			st->cycle = I4(c_cycle);
 			for (int h = 0; h < H_N; h++)
 			{
-				st->hist_null[h] = NUL(&t, c_hist[h]);
-				st->hist[h] = st->hist_null[h] ? 0 : DatumGetTimestampTz(COL(&t, c_hist[h]));
+				st->hist_null[h] = CA_NUL(&t, c_hist[h]);
+				st->hist[h] = st->hist_null[h] ? 0 : DatumGetTimestampTz(CA_COL(&t, c_hist[h]));
 			}
-			st->next_due_null = NUL(&t, c_next_due);
-			st->next_due = st->next_due_null ? 0 : DatumGetTimestampTz(COL(&t, c_next_due));
-			r->merged_null = NUL(&t, c_merged);
+			st->next_due_null = CA_NUL(&t, c_next_due);
+			st->next_due = st->next_due_null ? 0 : DatumGetTimestampTz(CA_COL(&t, c_next_due));
+			r->merged_null = CA_NUL(&t, c_merged);
 			r->merged = I8(c_merged);
-			r->blocked_null = NUL(&t, c_blocked);
-			r->blocked = r->blocked_null ? false : DatumGetBool(COL(&t, c_blocked));
-			r->since_null = NUL(&t, c_since);
-			r->since = r->since_null ? 0 : DatumGetTimestampTz(COL(&t, c_since));
+			r->blocked_null = CA_NUL(&t, c_blocked);
+			r->blocked = r->blocked_null ? false : DatumGetBool(CA_COL(&t, c_blocked));
+			r->since_null = CA_NUL(&t, c_since);
+			r->since = r->since_null ? 0 : DatumGetTimestampTz(CA_COL(&t, c_since));
 			r->language = text_or_null(&t, c_language);
 			r->group = text_or_null(&t, c_group);
-			r->limit_null = NUL(&t, c_limit);
+			r->limit_null = CA_NUL(&t, c_limit);
 			if (!r->limit_null)
-				r->limit = *DatumGetCurrencyAmountP(COL(&t, c_limit));
+				r->limit = *DatumGetCurrencyAmountP(CA_COL(&t, c_limit));
 			/* the ring outlives the row: copied (coalesce(month_ring, '{}')) */
-			r->ring = NUL(&t, c_ring) ? construct_empty_array(INT8OID) : DatumGetArrayTypePCopy(COL(&t, c_ring));
+			r->ring = CA_NUL(&t, c_ring) ? construct_empty_array(INT8OID) : DatumGetArrayTypePCopy(CA_COL(&t, c_ring));
 #undef I8
 #undef I4
 			acct_prefetch(vs, r->slot);
@@ -1959,7 +1899,7 @@ read_states(VState *vs, Oid nsp)
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batchcxt);
 	} while (n == BATCH);
-	table_end(&t);
+	ca_scan_end(&t);
 	MemoryContextDelete(batchcxt);
 }
 
