@@ -41,7 +41,10 @@ build_and_install() {
 # never meet.  Arguments: pg_virtualenv options, then the command.
 run_in_cluster() {
     local port
-    for port in $(seq 54330 54429); do
+    # below the kernel's ephemeral ports (32768-60999 by default): a port in
+    # that range can be the local end of a client's connection (a test's psql
+    # to the outer cluster), and a cluster cannot listen on it then
+    for port in $(seq 29330 29429); do
         exec {CA_PORT_LOCK}>"${TMPDIR:-/tmp}/customer_account-port-$port.lock"
         if flock -n "$CA_PORT_LOCK" && ! port_in_use "$port"; then
             local status=0
@@ -51,7 +54,7 @@ run_in_cluster() {
         fi
         exec {CA_PORT_LOCK}>&-
     done
-    echo "no free port for a throwaway cluster in 54330-54429" >&2
+    echo "no free port for a throwaway cluster in 29330-29429" >&2
     return 1
 }
 
